@@ -1,0 +1,130 @@
+"""The command line: the same engine as the notebooks, for scripts and servers.
+
+    python -m ftlib finetune --task text-classification --train train.csv --eval dev.csv \\
+        --text-column text --label-column label --out runs/reviews
+
+Writes ``OUT/metrics.json``, the fine-tuned model (``save_pretrained``) in ``OUT/model``,
+and resumable checkpoints in ``OUT/checkpoints``. Bad input ends with a one-line
+message and exit status 2, before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+_DEFAULT_CACHE_NOTE = "values not given come from the profile (ftlib/catalog.py)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ftlib", description="Fine-tune a pretrained model.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ft = sub.add_parser("finetune", help="fine-tune a model on a data file", description=_DEFAULT_CACHE_NOTE)
+    ft.add_argument("--task", required=True, choices=["text-classification"])
+    ft.add_argument("--train", required=True, help="training data: .csv, .tsv or .jsonl")
+    ft.add_argument("--eval", required=True, help="validation data, evaluated after every epoch")
+    ft.add_argument("--test", help="test data, evaluated once at the end")
+    ft.add_argument("--text-column", default="text")
+    ft.add_argument("--label-column", default="label")
+    ft.add_argument("--labels", help="comma-separated label names in id order (default: sorted values)")
+    ft.add_argument("--method", default="full", choices=["full"])
+    ft.add_argument("--profile", choices=["full", "lite", "smoke"])
+    ft.add_argument("--epochs", type=int)
+    ft.add_argument("--lr", type=float)
+    ft.add_argument("--batch-size", type=int)
+    ft.add_argument("--max-length", type=int)
+    ft.add_argument("--max-train", type=int, help="use at most N training examples (a random sample)")
+    ft.add_argument("--patience", type=int, help="stop after N epochs without a better eval accuracy")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
+    ft.add_argument("--quiet", action="store_true", help="no progress bars")
+    ft.add_argument("--out", required=True, help="output folder")
+    return parser
+
+
+def _load_split(path, args, labels, what):
+    from .data import load_table, prepare_classification
+
+    ds, labels = prepare_classification(load_table(path), args.text_column, args.label_column, labels)
+    return ds, labels
+
+
+def finetune(args) -> dict:
+    from .catalog import get_profile
+    from .data import check_classes, make_loader, tokenize
+    from .evaluation import evaluate
+    from .models import count_parameters, load_text_classifier
+    from .runtime import get_runtime
+    from .training import TrainConfig, fit
+
+    runtime = get_runtime(args.profile, seed=args.seed)
+    profile = get_profile(runtime.profile)
+    labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
+    train, labels = _load_split(args.train, args, labels, "training")
+    evalset, _ = _load_split(args.eval, args, labels, "eval")
+    testset = _load_split(args.test, args, labels, "test")[0] if args.test else None
+    if args.max_train is not None:
+        if args.max_train < 1:
+            raise ValueError(f"--max-train must be at least 1, got {args.max_train}")
+        train = train.shuffle(seed=args.seed).select(range(min(args.max_train, len(train))))
+    check_classes(train, "training", len(labels))
+    check_classes(evalset, "eval", len(labels))
+    config = TrainConfig(
+        epochs=args.epochs or profile.epochs, lr=args.lr if args.lr is not None else profile.lr,
+        patience=args.patience, checkpoint_dir=str(Path(args.out) / "checkpoints"),
+        save_every=50, resume=args.resume, progress=not args.quiet)
+    batch_size = args.batch_size or profile.batch_size
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    max_length = args.max_length or profile.max_length
+
+    print(runtime.stamp())
+    model, tokenizer = load_text_classifier(profile.text_model, labels)
+    loaders = {name: make_loader(tokenize(ds, tokenizer, max_length=max_length), tokenizer,
+                                 batch_size=batch_size if name == "train" else 2 * batch_size,
+                                 shuffle=name == "train", seed=args.seed)
+               for name, ds in [("train", train), ("eval", evalset), ("test", testset)] if ds is not None}
+    trainable, total = count_parameters(model)
+    started = time.perf_counter()
+    history = fit(model, loaders["train"], loaders["eval"], runtime=runtime, config=config)
+    metrics = {
+        "eval": evaluate(model, loaders["eval"], runtime),
+        "train_seconds": time.perf_counter() - started,
+        "trainable_params": trainable, "total_params": total, "epochs_run": len(history),
+        "best_epoch": history.best_epoch, "profile": runtime.profile, "model": profile.text_model.name,
+        "method": args.method, "labels": labels, "train_examples": len(train), "history": list(history),
+    }
+    if "test" in loaders:
+        metrics["test"] = evaluate(model, loaders["test"], runtime)
+    out = Path(args.out)
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    tmp = out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    os.replace(tmp, out / "metrics.json")
+    return metrics
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .checkpoints import CheckpointError
+    from .data import DataError
+    from .models import IntegrityError
+
+    try:
+        metrics = finetune(args)
+    except (DataError, IntegrityError, CheckpointError, FileNotFoundError, ModuleNotFoundError,
+            ValueError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary = {k: metrics[k] for k in ("eval", "train_seconds", "epochs_run")}
+    if "test" in metrics:
+        summary["test"] = metrics["test"]
+    print(json.dumps(summary, indent=2))
+    print(f"Saved the model and metrics.json in {args.out}")
+    return 0

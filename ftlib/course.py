@@ -1,0 +1,173 @@
+"""Course tooling: learner notebooks from solutions, and running notebooks headless.
+
+    python -m ftlib.course build              # solutions/*.ipynb -> lessons/*.ipynb
+    python -m ftlib.course check              # fail if lessons/ is out of date
+    python -m ftlib.course run --profile lite # execute every lesson, write a timing report
+
+``solutions/`` is the source. In a solution notebook, the learner's part of an exercise
+sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION``; the learner's copy keeps
+the names it assigns and replaces their values with ``...`` (so the notebook still runs,
+and the check after it says "not answered yet"). Outputs are always stripped.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["REPO_URL", "build_lessons", "colab_url", "run_notebooks", "stale_lessons", "stub_solution"]
+
+ROOT = Path(__file__).resolve().parent.parent
+REPO_URL = "https://github.com/ftlib-course/finetuning-course"  # the one place the address is written
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def colab_url(notebook: str) -> str:
+    """The Open-in-Colab address of a lesson notebook, e.g. '00_welcome.ipynb'."""
+    return f"https://colab.research.google.com/github/{REPO_URL.split('github.com/')[1]}/blob/main/lessons/{notebook}"
+
+
+def stub_solution(code: str) -> str:
+    """Replace the solution's body by ``name = ...`` for every name it assigns at top level."""
+    tree = ast.parse(code)
+    names = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id not in names:
+                names.append(target.id)
+    if not names:
+        return "# YOUR CODE HERE"
+    return "\n".join(f"{name} = ...  # YOUR CODE HERE" for name in names)
+
+
+def _learner_source(source: str) -> str:
+    lines, out, block = source.split("\n"), [], None
+    for line in lines:
+        stripped = line.strip()
+        if stripped == BEGIN:
+            block, indent = [], line[: len(line) - len(line.lstrip())]
+        elif stripped == END:
+            if block is None:
+                raise ValueError(f"{END} without {BEGIN}")
+            body = "\n".join(b[len(indent):] for b in block)
+            out += [indent + s for s in stub_solution(body).split("\n")]
+            block = None
+        elif block is not None:
+            block.append(line)
+        else:
+            out.append(line)
+    if block is not None:
+        raise ValueError(f"{BEGIN} without {END}")
+    return "\n".join(out)
+
+
+def learner_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = _learner_source(cell.source)
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("execution", None)
+    return nb
+
+
+def _pairs():
+    for src in sorted((ROOT / "solutions").glob("*.ipynb")):
+        yield src, ROOT / "lessons" / src.name
+
+
+def _render(nb) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def build_lessons() -> list[Path]:
+    written = []
+    for src, dst in _pairs():
+        text = _render(learner_notebook(nbformat.read(src, as_version=4)))
+        if not dst.exists() or dst.read_text() != text:
+            dst.write_text(text)
+            written.append(dst)
+    return written
+
+
+def stale_lessons() -> list[str]:
+    """Lesson notebooks that differ from what ``build`` would write (or are missing, or orphaned)."""
+    stale = [dst.name for src, dst in _pairs()
+             if not dst.exists() or dst.read_text() != _render(learner_notebook(nbformat.read(src, as_version=4)))]
+    sources = {src.name for src, _ in _pairs()}
+    stale += [p.name for p in (ROOT / "lessons").glob("*.ipynb") if p.name not in sources]
+    return stale
+
+
+def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800, out: Path | None = None) -> float:
+    """Execute one notebook headless in `profile`; return the wall time in seconds."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    env = {"FTLIB_PROFILE": profile, "FTLIB_HEADLESS": "1", "HF_HUB_OFFLINE": "1" if profile != "full" else os.environ.get("HF_HUB_OFFLINE", "0"),
+           "MPLBACKEND": "Agg", "TQDM_DISABLE": "1"}
+    if strict:
+        env["FTLIB_STRICT"] = "1"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        started = time.perf_counter()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        seconds = time.perf_counter() - started
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, out / path.name)
+    return seconds
+
+
+def run_notebooks(folder: str, profile: str, out: Path) -> dict:
+    report = {"profile": profile, "folder": folder, "lessons": {}}
+    for path in sorted((ROOT / folder).glob("*.ipynb")):
+        seconds = run_notebook(path, profile=profile, strict=folder == "solutions", out=out)
+        report["lessons"][path.name] = round(seconds, 1)
+        print(f"{path.name}: {seconds:.1f} s", flush=True)
+    (out / f"timing-{profile}.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ftlib.course")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="generate lessons/ from solutions/")
+    sub.add_parser("check", help="fail if lessons/ is out of date")
+    run = sub.add_parser("run", help="execute notebooks headless and report their times")
+    run.add_argument("--profile", default="lite", choices=["full", "lite", "smoke"])
+    run.add_argument("--folder", default="solutions", choices=["solutions", "lessons"])
+    run.add_argument("--out", default="build/executed")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        for path in build_lessons():
+            print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    if args.command == "check":
+        stale = stale_lessons()
+        if stale:
+            print(f"lessons/ is out of date for {stale}: run `make lessons`", file=sys.stderr)
+            return 1
+        print("lessons/ is up to date")
+        return 0
+    run_notebooks(args.folder, args.profile, Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""From a file on disk to batches of token ids.
+
+Introduced in lesson 00, explored in lesson 02. Loading (CSV, TSV, JSONL or a hub
+dataset), checking columns and labels, stratified splits, tokenization, and batches
+with dynamic padding that group examples of similar length.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import DataCollatorWithPadding
+
+__all__ = [
+    "DataError",
+    "LengthGroupedBatchSampler",
+    "load_table",
+    "make_loader",
+    "prepare_classification",
+    "qa_to_text",
+    "stratified_split",
+    "tokenize",
+]
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
+
+
+class DataError(ValueError):
+    """The data does not have the shape the task needs; the message says how to fix it."""
+
+
+def _read_rows(path: Path) -> list[dict]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: tolerate a spreadsheet's BOM
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path} is not UTF-8 text (byte {err.start}): re-save it as UTF-8"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{path} is empty: it needs a header row and at least one example")
+    if path.suffix in (".jsonl", ".json"):
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path} line {number} is not valid JSON ({err.msg}): fix or remove it") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path} line {number} is not a JSON object: each line must be {{\"column\": value, ...}}")
+            rows.append(row)
+        return rows
+    dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if path.suffix == ".tsv" else {}
+    reader = csv.DictReader(text.splitlines(), **dialect)
+    rows = [row for row in reader if any((v or "").strip() for v in row.values())]
+    if any(None in row for row in rows):
+        raise DataError(f"{path} has a row with more fields than the header: check the delimiter and quoting")
+    return rows
+
+
+def load_table(source: str | Path, *, split: str = "train") -> Dataset:
+    """Load a .csv, .tsv or .jsonl file, or a hub dataset by name, as a ``datasets.Dataset``."""
+    path = Path(source)
+    if path.suffix in TABLE_SUFFIXES:
+        if not path.exists():
+            raise DataError(f"{path} does not exist: check the path (relative to {Path.cwd()})")
+        rows = _read_rows(path)
+        if not rows:
+            raise DataError(f"{path} has a header but no examples")
+        return Dataset.from_list(rows)
+    if path.exists() and path.is_file():
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(TABLE_SUFFIXES)}")
+    from datasets import load_dataset  # a hub id or a local dataset folder
+
+    return load_dataset(str(source), split=split)
+
+
+def _require_column(ds: Dataset, column: str, role: str) -> None:
+    if column in ds.column_names:
+        return
+    close = difflib.get_close_matches(column, ds.column_names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise DataError(
+        f"no {role} column {column!r}: {hint}the data has columns {ds.column_names}; "
+        f"pass the right name (--{role}-column)"
+    )
+
+
+def prepare_classification(
+    ds: Dataset, text_column: str = "text", label_column: str = "label", labels: list[str] | None = None
+) -> tuple[Dataset, list[str]]:
+    """Check a classification table and return it as ``text`` + integer ``label``, with the label names.
+
+    Labels may be strings ('positive') or integers (0, 1). Without `labels`, the label set
+    is every distinct value, sorted; with it, any other value is an error.
+    """
+    _require_column(ds, text_column, "text")
+    _require_column(ds, label_column, "label")
+    if len(ds) == 0:
+        raise DataError("the dataset has no examples")
+    raw = [str(v).strip() if v is not None else "" for v in ds[label_column]]
+    texts = ds[text_column]
+    for i, (text, value) in enumerate(zip(texts, raw)):
+        if value == "":
+            raise DataError(f"example {i} has an empty {label_column!r}: every example needs a label")
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"example {i} has an empty {text_column!r}: remove it or fill it in")
+    if labels is None:
+        values = sorted(set(raw), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+        labels = values
+    unknown = sorted(set(raw) - set(labels))
+    if unknown:
+        raise DataError(
+            f"labels {unknown[:5]} are not in the label set {labels}: fix the data or the label list"
+        )
+    index = {name: i for i, name in enumerate(labels)}
+    return Dataset.from_dict({"text": list(texts), "label": [index[v] for v in raw]}), list(labels)
+
+
+def check_classes(ds: Dataset, what: str, num_labels: int) -> None:
+    """Refuse a split with fewer than two classes: nothing can be learned (or measured) from it."""
+    counts = Counter(ds["label"])
+    if len(ds) == 0:
+        raise DataError(f"the {what} set is empty")
+    if what == "training" and len(counts) < 2:
+        raise DataError(
+            f"the training set has only one class ({len(ds)} examples of label {next(iter(counts))}): "
+            "a classifier needs examples of at least two classes"
+        )
+    if max(counts) >= num_labels:
+        raise DataError(f"the {what} set has label id {max(counts)} but the model has {num_labels} labels")
+
+
+def stratified_split(
+    ds: Dataset, *, validation: float = 0.1, test: float = 0.1, seed: int = 0, label_column: str = "label"
+) -> DatasetDict:
+    """Split into train / validation / test with the same class proportions in each."""
+    by_label = defaultdict(list)
+    for i, y in enumerate(ds[label_column]):
+        by_label[y].append(i)
+    rng = random.Random(seed)
+    parts = {"train": [], "validation": [], "test": []}
+    for y in sorted(by_label):
+        idx = by_label[y]
+        rng.shuffle(idx)
+        n_test, n_val = round(len(idx) * test), round(len(idx) * validation)
+        parts["test"] += idx[:n_test]
+        parts["validation"] += idx[n_test:n_test + n_val]
+        parts["train"] += idx[n_test + n_val:]
+    return DatasetDict({name: ds.select(sorted(idx)) for name, idx in parts.items() if idx})
+
+
+def tokenize(ds: Dataset, tokenizer, *, max_length: int, text_column: str = "text") -> Dataset:
+    """Token ids for every example, truncated to `max_length`, not padded (batches pad later)."""
+    def encode(batch):
+        enc = tokenizer(batch[text_column], truncation=True, max_length=max_length)
+        if "label" in batch:
+            enc["labels"] = batch["label"]
+        return enc
+
+    return ds.map(encode, batched=True, remove_columns=ds.column_names)
+
+
+class LengthGroupedBatchSampler(torch.utils.data.Sampler):
+    """Batches of indices whose order depends only on (seed, epoch).
+
+    With `group_by_length`, examples are shuffled, cut into windows of 50 batches, and
+    sorted by length inside each window, so a batch holds similar lengths and needs
+    little padding; the batches are then shuffled. Because the order is a pure function
+    of (seed, epoch), a resumed run can skip the batches it has already seen.
+    """
+
+    def __init__(self, lengths, batch_size: int, *, shuffle: bool = True, group_by_length: bool = True,
+                 seed: int = 0, window: int = 50):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.lengths, self.batch_size = list(lengths), batch_size
+        self.shuffle, self.group_by_length = shuffle, group_by_length
+        self.seed, self.window = seed, window
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select the epoch's order, and skip its first `start` batches (when resuming)."""
+        self.epoch, self.start = epoch, start
+
+    def batches(self) -> list[list[int]]:
+        n, size = len(self.lengths), self.batch_size
+        g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        order = torch.randperm(n, generator=g).tolist() if self.shuffle else list(range(n))
+        if self.group_by_length:
+            span = size * self.window if self.shuffle else n  # evaluation: one sorted pass
+            order = [i for s in range(0, n, span)
+                     for i in sorted(order[s:s + span], key=lambda i: -self.lengths[i])]
+        batches = [order[s:s + size] for s in range(0, n, size)]
+        if self.shuffle and self.group_by_length:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        return batches
+
+    def __iter__(self):
+        yield from self.batches()[self.start:]
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+
+def make_loader(ds: Dataset, tokenizer, *, batch_size: int, shuffle: bool, seed: int = 0,
+                group_by_length: bool = True) -> torch.utils.data.DataLoader:
+    """A DataLoader over a tokenized dataset: length-grouped batches, padded per batch."""
+    lengths = [len(ids) for ids in ds["input_ids"]]
+    sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle,
+                                        group_by_length=group_by_length, seed=seed)
+    collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    # Its own generator: otherwise each new iterator draws a seed from the global RNG,
+    # and a resumed run would get different dropout masks from an uninterrupted one.
+    return torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
+                                       generator=torch.Generator().manual_seed(seed))
+
+
+def qa_to_text(record: dict) -> str:
+    """A question-answer record as training text, in the course's plain format."""
+    return f"Q: {record['question'].strip()}\nA: {record['answer'].strip()}"

@@ -1,0 +1,121 @@
+"""Checks and knowledge test for lesson 00 (Welcome: your first fine-tune).
+
+Each check raises :class:`~ftlib.exercises.Hint` with a pointer, never the answer.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from . import Hint, Question, Quiz
+
+__all__ = ["check_label_counts", "check_accuracy", "check_mistake", "QUIZ"]
+
+
+def check_label_counts(train_counts, train_split, id2label) -> None:
+    """Exercise 1: a dict from label *name* to the number of training examples with it."""
+    if not isinstance(train_counts, dict):
+        raise Hint(f"`train_counts` should be a dict, got {type(train_counts).__name__}")
+    truth = {id2label[i]: n for i, n in Counter(train_split["label"]).items()}
+    if set(train_counts) != set(truth):
+        if all(isinstance(k, int) for k in train_counts):
+            raise Hint("your keys are label ids (0, 1); use the label names: look them up in id2label")
+        raise Hint(f"the keys should be the label names, {len(truth)} of them; yours are {sorted(map(str, train_counts))}")
+    if sum(train_counts.values()) != len(train_split):
+        raise Hint(f"your counts add up to {sum(train_counts.values())}, but the training split has "
+                   f"{len(train_split)} examples: count the training split only, not the whole file")
+    wrong = [k for k in truth if train_counts[k] != truth[k]]
+    if wrong:
+        raise Hint(f"the count for {wrong[0]!r} is off: count how often its id appears in train_split['label']")
+
+
+def check_accuracy(my_accuracy, preds, labels) -> None:
+    """Exercise 2: accuracy computed by hand from two lists."""
+    try:
+        value = float(my_accuracy)
+    except (TypeError, ValueError):
+        raise Hint(f"`my_accuracy` should be a number between 0 and 1, got {my_accuracy!r}") from None
+    correct = sum(int(p == y) for p, y in zip(preds, labels))
+    truth = correct / len(labels)
+    if abs(value - 100 * truth) < 1e-6 and truth not in (0.0, 0.01):
+        raise Hint("that is a percentage; the course writes accuracy as a fraction between 0 and 1")
+    if abs(value - correct) < 1e-9 and correct > 1:
+        raise Hint("that is the number of correct predictions: divide by the number of examples")
+    if abs(value - (1 - truth)) < 1e-9 and truth != 0.5:
+        raise Hint("that is the error rate: you counted the predictions that differ from the labels")
+    if abs(value - truth) > 1e-9:
+        raise Hint("not the fraction of positions where the prediction equals the label: compare preds[i] with labels[i]")
+
+
+def check_mistake(a_mistake, model_predict, test_texts, test_labels) -> None:
+    """Exercise 3: the text of a test review that the fine-tuned model gets wrong."""
+    if not isinstance(a_mistake, str):
+        raise Hint(f"`a_mistake` should be the review's text (a str), got {type(a_mistake).__name__}")
+    if a_mistake not in test_texts:
+        raise Hint("that text is not in the test split: copy a review from test_split['text'] exactly")
+    truth = test_labels[test_texts.index(a_mistake)]
+    predicted = model_predict([a_mistake])[0]
+    if predicted == truth:
+        raise Hint(f"the model gets this one right (it says {predicted!r}): look for a review whose "
+                   "prediction differs from its label")
+
+
+QUIZ = Quiz("Knowledge test: lesson 00", [
+    Question(
+        "What does fine-tuning change?",
+        ("Only the tokenizer's vocabulary",
+         "The weights of a model that was already trained, using a smaller labelled dataset",
+         "Only the learning rate schedule",
+         "Nothing: it measures how good the pretrained model is"),
+        1,
+        ("The tokenizer stays as it is: it must match the embeddings the model learned.",
+         "Right: training continues from pretrained weights, on data for your task.",
+         "The schedule is a setting of training, not what training changes.",
+         "That is evaluation. Fine-tuning trains."),
+    ),
+    Question(
+        "The loading report says the classifier weights are MISSING and newly initialised. What does that mean?",
+        ("The download failed and the model is broken",
+         "The whole model is random",
+         "The pretrained checkpoint has no head for your labels, so a new one starts from random values",
+         "You must train from scratch"),
+        2,
+        ("Nothing failed: all body weights loaded; only the head is new.",
+         "Only the small head (a few hundred parameters) is random; the millions of body weights are pretrained.",
+         "Right: the encoder was pretrained without your labels; fine-tuning trains the new head with it.",
+         "No: the point of fine-tuning is to keep the pretrained body."),
+    ),
+    Question(
+        "Why is the test split used only once, at the end?",
+        ("It is too small to train on",
+         "Every choice made by looking at it makes its score optimistic; the validation split is for choices",
+         "Evaluating it is slow",
+         "The library does not allow more"),
+        1,
+        ("Its size is not the reason: any data we choose with stops being an honest measurement.",
+         "Right: choose settings on validation, then report test once.",
+         "Evaluation is fast; the issue is honesty, not time.",
+         "Nothing stops you, which is why discipline matters."),
+    ),
+    Question(
+        "A bag-of-words model scores well below the fine-tuned encoder on the course reviews. Which reviews are hardest for it?",
+        ("Short ones", "Ones with negation or contrast, like 'not bad at all' or 'great screen, awful battery'",
+         "Ones about films", "Ones with typos"),
+        1,
+        ("Length alone is not the problem; word order is.",
+         "Right: the same words in another order or scope flip the meaning, and word counts cannot see order.",
+         "The domain matters less than how the sentence is built.",
+         "Typos hurt both models a little; they do not explain the gap."),
+    ),
+    Question(
+        "Your Colab session disconnects after epoch 2 of 3. What lets you continue instead of starting over?",
+        ("Nothing: the GPU memory is lost",
+         "A checkpoint_dir (on Google Drive) and resume=True in TrainConfig",
+         "Re-running only the last cell",
+         "Lowering the learning rate"),
+        1,
+        ("The GPU's memory is lost, but a checkpoint on disk is not.",
+         "Right: fit saves model, optimizer, schedule and random state, and continues from the last checkpoint.",
+         "The Python variables are gone after a disconnect; the model must be reloaded.",
+         "That changes training, it does not recover it."),
+    ),
+])

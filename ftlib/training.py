@@ -1,0 +1,202 @@
+"""The training loop: plain PyTorch, readable top to bottom.
+
+Introduced in lesson 00. ``fit`` knows nothing about which model it trains: it needs a
+model whose forward returns ``.loss`` when the batch holds ``labels`` (every Hugging
+Face model does), a DataLoader of training batches and, optionally, one for
+evaluation. Early stopping and checkpoints are small objects the loop asks; there is
+no callback framework and no Trainer.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from .checkpoints import Checkpointer
+from .evaluation import evaluate
+from .runtime import Runtime
+
+__all__ = ["EarlyStopping", "History", "TrainConfig", "fit"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings for :func:`fit`; each default is a sensible starting point."""
+
+    epochs: int = 3
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1  # fraction of steps spent raising the rate from 0 to lr
+    grad_accum_steps: int = 1  # micro-batches per optimizer step
+    max_grad_norm: float | None = 1.0  # gradient clipping; None switches it off
+    patience: int | None = None  # early stopping: epochs without improvement; None: never stop
+    monitor: str = "eval_accuracy"  # the record key early stopping watches ('eval_loss' is minimised)
+    checkpoint_dir: str | None = None  # where to save; None: no checkpoints
+    save_every: int = 0  # also checkpoint every N optimizer steps inside an epoch (0: epoch ends only)
+    resume: bool = False  # continue from checkpoint_dir/latest if there is one
+    progress: bool = True  # progress bar and one printed line per epoch
+
+    def __post_init__(self):
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}: try 5e-5 for full fine-tuning")
+        if self.epochs < 1 or self.grad_accum_steps < 1:
+            raise ValueError("epochs and grad_accum_steps must be at least 1")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.resume and not self.checkpoint_dir:
+            raise ValueError("resume=True needs a checkpoint_dir to resume from")
+
+
+class History(list):
+    """A list of per-epoch records (dicts), plus what happened at the end."""
+
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+
+class EarlyStopping:
+    """Says when `monitor` has not improved for `patience` epochs; remembers the best epoch."""
+
+    def __init__(self, monitor: str = "eval_accuracy", patience: int | None = None):
+        self.monitor, self.patience = monitor, patience
+        self.sign = -1.0 if monitor.endswith("loss") else 1.0  # losses go down, scores go up
+        self.best, self.best_epoch, self.bad_epochs = -math.inf, None, 0
+
+    def update(self, record: dict) -> bool:
+        """Record one epoch; True if it is the best so far."""
+        if self.monitor not in record:
+            return False
+        value = self.sign * record[self.monitor]
+        if value > self.best:
+            self.best, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+
+
+def _optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
+    # No weight decay on biases and LayerNorm weights (the BERT recipe).
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 else decay).append(p)
+    if not decay and not no_decay:
+        raise ValueError("the model has no trainable parameters: unfreeze something before training")
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: TrainConfig = TrainConfig()) -> History:
+    """Train `model` and return its history, one record per epoch.
+
+    With an `eval_loader`, each epoch ends with an evaluation; the best epoch (by
+    ``config.monitor``) is remembered and its weights are restored at the end.
+    """
+    model.to(runtime.device)
+    optimizer = _optimizer(model, config)
+    steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum_steps)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    scaler = runtime.grad_scaler()
+    stopper = EarlyStopping(config.monitor, config.patience)
+    ckpt = Checkpointer(config.checkpoint_dir) if config.checkpoint_dir else None
+    state = {"epoch": 0, "batch": 0, "step": 0, "loss_sum": 0.0, "loss_count": 0, "history": []}
+    if config.resume and ckpt.latest() is not None:
+        state = ckpt.load(model, optimizer, scheduler, scaler, runtime.device)
+        stopper.load_state_dict(state["stopper"])
+        if config.progress:
+            print(f"Resumed from {ckpt.latest()} (epoch {state['epoch'] + 1}, batch {state['batch']})")
+    history, best_weights = History(state["history"]), None
+
+    def checkpoint():
+        if ckpt is not None:
+            ckpt.save(model, optimizer, scheduler, scaler,
+                      {**state, "history": list(history), "stopper": stopper.state_dict(), "config": asdict(config)})
+
+    while state["epoch"] < config.epochs and not stopper.should_stop:
+        started = time.perf_counter()
+        _train_one_epoch(model, train_loader, optimizer, scheduler, scaler, runtime, config, state, checkpoint)
+        record = {"epoch": state["epoch"] + 1, "step": state["step"],
+                  "train_loss": state["loss_sum"] / max(state["loss_count"], 1),
+                  "lr": scheduler.get_last_lr()[0]}
+        if eval_loader is not None:
+            record.update({f"eval_{k}": v for k, v in evaluate(model, eval_loader, runtime).items()})
+        record["seconds"] = time.perf_counter() - started
+        history.append(record)
+        if stopper.update(record):
+            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            if ckpt is not None:
+                ckpt.save_best(model)
+        state.update(epoch=state["epoch"] + 1, batch=0, loss_sum=0.0, loss_count=0)
+        checkpoint()
+        if config.progress:
+            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+
+    history.best_epoch, history.stopped_early = stopper.best_epoch, stopper.should_stop
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    elif stopper.best_epoch is not None and ckpt is not None:
+        ckpt.load_best(model, runtime.device)  # the best epoch happened before a resume
+    if config.progress and stopper.best_epoch is not None and stopper.best_epoch != len(history):
+        print(f"Restored the weights of epoch {stopper.best_epoch} (best {config.monitor}).")
+    return history
+
+
+def _train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, config, state, checkpoint):
+    """One pass over the data, from batch ``state['batch']`` (non-zero after a resume)."""
+    model.train()
+    if hasattr(loader.batch_sampler, "set_epoch"):
+        loader.batch_sampler.set_epoch(state["epoch"], start=state["batch"])
+    bar = tqdm(total=len(loader), initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
+               disable=not config.progress, leave=False)
+    accum = config.grad_accum_steps
+    for batch in loader:
+        batch = {k: v.to(runtime.device) for k, v in batch.items()}
+        with runtime.autocast():
+            loss = model(**batch).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss became {loss.item()} at epoch {state['epoch'] + 1}, step {state['step']}: "
+                f"lower the learning rate (now {config.lr:g}) or check the data; the last good "
+                "checkpoint (if any) is untouched")
+        (scaler.scale(loss / accum) if scaler else loss / accum).backward()
+        state["batch"] += 1
+        state["loss_sum"] += loss.item()
+        state["loss_count"] += 1
+        if state["batch"] % accum == 0 or state["batch"] == len(loader):
+            _optimizer_step(model, optimizer, scheduler, scaler, config)
+            state["step"] += 1
+            if config.save_every and state["step"] % config.save_every == 0:
+                checkpoint()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+
+
+def _optimizer_step(model, optimizer, scheduler, scaler, config):
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    if config.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.max_grad_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
