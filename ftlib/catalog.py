@@ -131,7 +131,7 @@ PROFILES = {
     ),
     "lite": Profile(
         name="lite", text_model=MINILM, causal_lm=SMOLLM2_GGUF,
-        max_train=None, max_eval=None, epochs=3, batch_size=16, lr=1e-4, max_length=128,
+        max_train=None, max_eval=None, epochs=4, batch_size=16, lr=1e-4, max_length=128,
     ),
     "smoke": Profile(
         name="smoke", text_model=MINILM, causal_lm=TINY_LLAMA,

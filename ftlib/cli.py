@@ -47,16 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_split(path, args, labels, what):
-    from .data import load_table, prepare_classification
-
-    ds, labels = prepare_classification(load_table(path), args.text_column, args.label_column, labels)
-    return ds, labels
-
-
 def finetune(args) -> dict:
     from .catalog import get_profile
-    from .data import check_classes, make_loader, tokenize
+    from .data import check_classes, label_names, load_table, make_loader, prepare_classification, tokenize
     from .evaluation import evaluate
     from .models import count_parameters, load_text_classifier
     from .runtime import get_runtime
@@ -64,24 +57,29 @@ def finetune(args) -> dict:
 
     runtime = get_runtime(args.profile, seed=args.seed)
     profile = get_profile(runtime.profile)
-    labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
-    train, labels = _load_split(args.train, args, labels, "training")
-    evalset, _ = _load_split(args.eval, args, labels, "eval")
-    testset = _load_split(args.test, args, labels, "test")[0] if args.test else None
+    tables = {name: load_table(path) for name, path in
+              [("train", args.train), ("eval", args.eval), ("test", args.test)] if path}
+    if args.labels:
+        labels = [s.strip() for s in args.labels.split(",")]
+    else:  # every label seen in any file, so that a class missing from one file is noticed
+        labels = label_names(tables.values(), args.label_column)
+    train, evalset, testset = (
+        prepare_classification(tables[name], args.text_column, args.label_column, labels)[0]
+        if name in tables else None for name in ("train", "eval", "test"))
     if args.max_train is not None:
         if args.max_train < 1:
             raise ValueError(f"--max-train must be at least 1, got {args.max_train}")
         train = train.shuffle(seed=args.seed).select(range(min(args.max_train, len(train))))
     check_classes(train, "training", len(labels))
     check_classes(evalset, "eval", len(labels))
+    pick = lambda given, default: default if given is None else given  # noqa: E731 (0 is a value, not "unset")
+    batch_size, max_length = pick(args.batch_size, profile.batch_size), pick(args.max_length, profile.max_length)
+    if batch_size < 1 or max_length < 2:
+        raise ValueError(f"--batch-size must be at least 1 and --max-length at least 2, got {batch_size} and {max_length}")
     config = TrainConfig(
-        epochs=args.epochs or profile.epochs, lr=args.lr if args.lr is not None else profile.lr,
+        epochs=pick(args.epochs, profile.epochs), lr=pick(args.lr, profile.lr),
         patience=args.patience, checkpoint_dir=str(Path(args.out) / "checkpoints"),
         save_every=50, resume=args.resume, progress=not args.quiet)
-    batch_size = args.batch_size or profile.batch_size
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
-    max_length = args.max_length or profile.max_length
 
     print(runtime.stamp())
     model, tokenizer = load_text_classifier(profile.text_model, labels)

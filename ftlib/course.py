@@ -106,13 +106,15 @@ def stale_lessons() -> list[str]:
     return stale
 
 
-def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800, out: Path | None = None) -> float:
-    """Execute one notebook headless in `profile`; return the wall time in seconds."""
+def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800, out: Path | None = None,
+                 workdir: Path | None = None) -> float:
+    """Execute one notebook headless in `profile`, in `workdir` (default: its folder); return the seconds."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     env = {"FTLIB_PROFILE": profile, "FTLIB_HEADLESS": "1", "HF_HUB_OFFLINE": "1" if profile != "full" else os.environ.get("HF_HUB_OFFLINE", "0"),
-           "MPLBACKEND": "Agg", "TQDM_DISABLE": "1"}
+           "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     if strict:
         env["FTLIB_STRICT"] = "1"
     saved = {k: os.environ.get(k) for k in env}
@@ -120,7 +122,7 @@ def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800,
     try:
         started = time.perf_counter()
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+                       resources={"metadata": {"path": str(workdir or path.parent)}}).execute()
         seconds = time.perf_counter() - started
     finally:
         for k, v in saved.items():
@@ -135,9 +137,10 @@ def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800,
 
 
 def run_notebooks(folder: str, profile: str, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
     report = {"profile": profile, "folder": folder, "lessons": {}}
     for path in sorted((ROOT / folder).glob("*.ipynb")):
-        seconds = run_notebook(path, profile=profile, strict=folder == "solutions", out=out)
+        seconds = run_notebook(path, profile=profile, strict=folder == "solutions", out=out, workdir=out)
         report["lessons"][path.name] = round(seconds, 1)
         print(f"{path.name}: {seconds:.1f} s", flush=True)
     (out / f"timing-{profile}.json").write_text(json.dumps(report, indent=2))

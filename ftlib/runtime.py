@@ -9,6 +9,7 @@ import contextlib
 import os
 import platform
 import random
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "detect_device",
     "env_stamp",
     "get_runtime",
+    "interactive",
     "profile_name",
     "seed_everything",
 ]
@@ -91,6 +93,24 @@ class Runtime:
 
     def stamp(self) -> str:
         return env_stamp(self)
+
+
+def interactive() -> bool:
+    """True in a live Jupyter kernel (widgets, progress bars) or at a terminal; False when headless.
+
+    ``FTLIB_HEADLESS=1`` (set by the course's notebook runner) forces False.
+    """
+    if os.environ.get("FTLIB_HEADLESS"):
+        return False
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is not None:
+        return shell.__class__.__name__ in ("ZMQInteractiveShell", "Shell")  # Jupyter, Colab
+    return sys.stderr.isatty()
 
 
 def seed_everything(seed: int) -> None:

@@ -18,7 +18,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .checkpoints import Checkpointer
 from .evaluation import evaluate
-from .runtime import Runtime
+from .runtime import Runtime, interactive
 
 __all__ = ["EarlyStopping", "History", "TrainConfig", "fit"]
 
@@ -119,7 +119,9 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
     if config.resume and ckpt.latest() is not None:
         state = ckpt.load(model, optimizer, scheduler, scaler, runtime.device)
         stopper.load_state_dict(state["stopper"])
-        if config.progress:
+        if config.progress and state["epoch"] >= config.epochs:
+            print(f"{ckpt.latest()} has finished all {config.epochs} epochs: nothing left to train.")
+        elif config.progress:
             print(f"Resumed from {ckpt.latest()} (epoch {state['epoch'] + 1}, batch {state['batch']})")
     history, best_weights = History(state["history"]), None
 
@@ -145,7 +147,7 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
         state.update(epoch=state["epoch"] + 1, batch=0, loss_sum=0.0, loss_count=0)
         checkpoint()
         if config.progress:
-            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+            print(_summary(record, config.epochs))
 
     history.best_epoch, history.stopped_early = stopper.best_epoch, stopper.should_stop
     if best_weights is not None:
@@ -157,13 +159,19 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
     return history
 
 
+def _summary(record: dict, epochs: int) -> str:
+    shown = ["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]
+    parts = [f"{k} {record[k]:.4f}" for k in shown if k in record]
+    return f"epoch {record['epoch']}/{epochs}: " + "  ".join(parts) + f"  ({record['seconds']:.0f} s)"
+
+
 def _train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, config, state, checkpoint):
     """One pass over the data, from batch ``state['batch']`` (non-zero after a resume)."""
     model.train()
     if hasattr(loader.batch_sampler, "set_epoch"):
         loader.batch_sampler.set_epoch(state["epoch"], start=state["batch"])
     bar = tqdm(total=len(loader), initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
-               disable=not config.progress, leave=False)
+               disable=not (config.progress and interactive()), leave=False)  # no bar in logs
     accum = config.grad_accum_steps
     for batch in loader:
         batch = {k: v.to(runtime.device) for k, v in batch.items()}

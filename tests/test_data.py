@@ -459,3 +459,14 @@ def test_qa_to_text_format():
 def test_qa_to_text_on_the_course_data():
     first = load_table(catalog.data_path("qa.jsonl"))[0]
     assert qa_to_text(first) == "Q: What is 7 times 8?\nA: 56"
+
+
+def test_a_dataset_folder_loads_through_the_hub_code_path(tmp_path):
+    # A hub id and a local dataset folder go through the same datasets.load_dataset call.
+    folder = tmp_path / "my_reviews"
+    folder.mkdir()
+    (folder / "train.csv").write_text("text,label\ngreat,positive\nawful,negative\n")
+    (folder / "test.csv").write_text("text,label\nfine,positive\n")
+    train = load_table(folder, split="train")
+    assert train["text"] == ["great", "awful"]
+    assert load_table(folder, split="test")["label"] == ["positive"]

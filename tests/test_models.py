@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from ftlib import catalog, models
+from ftlib import models
 from ftlib.catalog import MINILM, SMOLLM2_GGUF, TINY_LLAMA, ModelSource
 from ftlib.models import IntegrityError, count_parameters, load_causal_lm, load_text_classifier, resolve
 

@@ -183,6 +183,22 @@ def test_resuming_with_another_model_is_refused(tok, runtime, tmp_path):
 
 
 def _fresh_optim(model=None):
+    from ftlib.training import _optimizer
+
     model = model or tiny.classifier()
-    optimizer = torch.optim.AdamW(model.parameters())
+    optimizer = _optimizer(model, TrainConfig())
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_paths_train(tok, precision):
+    # The GPU paths, exercised on the CPU: bf16 autocast, and fp16 autocast with a GradScaler.
+    from ftlib.runtime import Runtime
+
+    runtime = Runtime(profile="smoke", device="cpu", precision=precision)
+    assert (runtime.grad_scaler() is not None) == (precision == "fp16")
+    train, evaluation = tiny.loaders(tok, n_train=64)
+    model = tiny.classifier(dropout=0.0)
+    history = fit(model, train, evaluation, runtime=runtime, config=TrainConfig(epochs=3, lr=2e-3, progress=False))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32

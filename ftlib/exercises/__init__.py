@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..runtime import interactive
+
 __all__ = ["Hint", "Question", "Quiz", "check", "interactive"]
 
 
@@ -20,20 +22,7 @@ class Hint(AssertionError):
     """Raised by a check when the learner's answer is not right yet; the message is the hint."""
 
 
-def interactive() -> bool:
-    """True inside a live Jupyter kernel that can draw widgets."""
-    if os.environ.get("FTLIB_HEADLESS"):
-        return False
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    except ImportError:
-        return False
-    return shell is not None and shell.__class__.__name__ in ("ZMQInteractiveShell", "Shell")
-
-
-def check(fn, *args, strict: bool | None = None, **kwargs) -> bool:
+def check(fn, *args, strict: bool | None = None, **kwargs) -> None:
     """Run the check `fn` on the learner's answer and say what it found.
 
     A missing answer (the exercise left as ``...`` or ``None``) prints a reminder. A wrong
@@ -47,16 +36,15 @@ def check(fn, *args, strict: bool | None = None, **kwargs) -> bool:
         if strict:
             raise Hint(message)
         print("⏳ " + message)
-        return False
+        return
     try:
         fn(*args, **kwargs)
     except Hint as hint:
         if strict:
             raise
         print(f"✗ Not yet: {hint}")
-        return False
+        return
     print("✓ Correct!")
-    return True
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ QUIZ = Quiz("Knowledge test: lesson 00", [
          "You must train from scratch"),
         2,
         ("Nothing failed: all body weights loaded; only the head is new.",
-         "Only the small head (a few hundred parameters) is random; the millions of body weights are pretrained.",
+         "Only the small new head is random; the millions of weights of the body are pretrained.",
          "Right: the encoder was pretrained without your labels; fine-tuning trains the new head with it.",
          "No: the point of fine-tuning is to keep the pretrained body."),
     ),

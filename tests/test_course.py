@@ -1,0 +1,69 @@
+"""The course's notebooks: generated learner copies, badges, setup cells, stripped outputs."""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ftlib import course
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+LESSONS = sorted((ROOT / "lessons").glob("*.ipynb"))
+
+
+def test_stub_keeps_the_names_and_hides_the_values():
+    code = "from collections import Counter\ncounts = Counter(x)\ntotal: int = 3\ncounts = dict(counts)"
+    assert course.stub_solution(code) == "counts = ...  # YOUR CODE HERE\ntotal = ...  # YOUR CODE HERE"
+    assert course.stub_solution("print('hi')") == "# YOUR CODE HERE"
+
+
+def test_learner_source_replaces_only_the_marked_block():
+    src = "a = 1\n    ### BEGIN SOLUTION\n    b = secret()\n    ### END SOLUTION\nc = 2"
+    assert course._learner_source(src) == "a = 1\n    b = ...  # YOUR CODE HERE\nc = 2"
+    with pytest.raises(ValueError):
+        course._learner_source("### BEGIN SOLUTION\nx = 1")
+
+
+def test_there_are_lessons_and_each_has_a_solution():
+    assert SOLUTIONS, "no solution notebooks"
+    assert [p.name for p in SOLUTIONS] == [p.name for p in LESSONS]
+
+
+def test_lessons_are_up_to_date_with_solutions():
+    assert course.stale_lessons() == [], "run `make lessons` after editing solutions/"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_learner_notebooks_hide_every_solution(path):
+    text = path.read_text()
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    solution = (ROOT / "solutions" / path.name).read_text()
+    assert solution.count("### BEGIN SOLUTION") == text.count("# YOUR CODE HERE") or "YOUR CODE HERE" in text
+
+
+@pytest.mark.parametrize("path", SOLUTIONS + LESSONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_outputs_are_stripped(path):
+    nb = json.loads(path.read_text())
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_badge_setup_cell_and_template(path):
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0].source
+    assert f"]({course.colab_url(path.name)})" in first, "the Open-in-Colab badge must point at this lesson"
+    assert "Time:" in first and "T4" in first and "CPU" in first
+    setup = nb.cells[1].source
+    assert "google.colab" in setup and "requirements.txt" in setup and "torch" not in setup.replace("leaves Colab's own torch", "")
+    assert course.REPO_URL in setup
+    text = "\n".join(c.source for c in nb.cells)
+    assert "runtime.stamp()" in text, "every lesson prints the environment stamp"
+    assert "Explain it like I'm five" in text and "Expert deep dive" in text
+    assert text.count("### BEGIN SOLUTION") >= 1 and "check(" in text
+    assert "QUIZ.show()" in text and "## Summary" in text
+
+
+def test_colab_url_is_derived_from_the_repository():
+    assert course.colab_url("00_welcome.ipynb") == (
+        "https://colab.research.google.com/github/ftlib-course/finetuning-course/blob/main/lessons/00_welcome.ipynb")
