@@ -8,6 +8,7 @@ One module per concept, each introduced by a lesson:
     data         files to batches: splits, tokenization, dynamic padding   (lessons 00, 02)
     training     the loop: fit, early stopping, history                    (lesson 00)
     checkpoints  atomic, resumable checkpoints                             (lesson 00)
+    distributed  the same loop on several processes (torchrun, DDP)        (README)
     evaluation   loss, accuracy, macro-F1, predictions                     (lessons 00, 07)
     baselines    majority class and bag-of-words                           (lessons 00, 07)
     plots        drawing a history                                         (lesson 00)

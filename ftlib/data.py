@@ -23,6 +23,7 @@ __all__ = [
     "check_classes",
     "LengthGroupedBatchSampler",
     "label_names",
+    "load_image",
     "load_table",
     "make_loader",
     "prepare_classification",
@@ -88,7 +89,7 @@ def load_table(source: str | Path, *, split: str = "train") -> Dataset:
             raise DataError(f"{path} does not exist: check the path (relative to {Path.cwd()})")
         rows = _read_rows(path)
         if not rows:
-            raise DataError(f"{path} has a header but no examples")
+            raise DataError(f"{path} has a header but no examples: add at least one example row")
         return Dataset.from_list(rows)
     if path.exists() and path.is_file():
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(TABLE_SUFFIXES)}")
@@ -137,7 +138,7 @@ def prepare_classification(
     _require_column(ds, text_column, "text")
     _require_column(ds, label_column, "label")
     if len(ds) == 0:
-        raise DataError("the dataset has no examples")
+        raise DataError("the dataset has no examples: check the file and any filtering before this step")
     raw = [str(v).strip() if v is not None else "" for v in ds[label_column]]
     texts = ds[text_column]
     for i, (text, value) in enumerate(zip(texts, raw)):
@@ -160,14 +161,15 @@ def check_classes(ds: Dataset, what: str, num_labels: int) -> None:
     """Refuse a split with fewer than two classes: nothing can be learned (or measured) from it."""
     counts = Counter(ds["label"])
     if len(ds) == 0:
-        raise DataError(f"the {what} set is empty")
+        raise DataError(f"the {what} set is empty: check the file, or the split sizes that produced it")
     if what == "training" and len(counts) < 2:
         raise DataError(
             f"the training set has only one class ({len(ds)} examples of label {next(iter(counts))}): "
             "a classifier needs examples of at least two classes"
         )
     if max(counts) >= num_labels:
-        raise DataError(f"the {what} set has label id {max(counts)} but the model has {num_labels} labels")
+        raise DataError(f"the {what} set has label id {max(counts)} but the model has {num_labels} labels: "
+                        "load the model with the data's label list (num_labels must cover every label)")
 
 
 def stratified_split(
@@ -210,10 +212,13 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, lengths, batch_size: int, *, shuffle: bool = True, group_by_length: bool = True,
-                 seed: int = 0, window: int = 50):
+                 seed: int = 0, window: int = 50, num_replicas: int = 1, rank: int = 0):
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}: pass a positive batch size, e.g. 16")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}: pass the rank that torchrun set")
         self.lengths, self.batch_size = list(lengths), batch_size
+        self.num_replicas, self.rank = num_replicas, rank
         self.shuffle, self.group_by_length = shuffle, group_by_length
         self.seed, self.window = seed, window
         self.epoch, self.start = 0, 0
@@ -223,7 +228,8 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
         self.epoch, self.start = epoch, start
 
     def batches(self) -> list[list[int]]:
-        n, size = len(self.lengths), self.batch_size
+        """This process's batches: with several processes, its share of each global batch."""
+        n, size = len(self.lengths), self.batch_size * self.num_replicas
         g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
         order = torch.randperm(n, generator=g).tolist() if self.shuffle else list(range(n))
         if self.group_by_length:
@@ -233,26 +239,52 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
         batches = [order[s:s + size] for s in range(0, n, size)]
         if self.shuffle and self.group_by_length:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        if self.num_replicas > 1:
+            # The same global batches as one process would use; each rank takes its slice. An
+            # incomplete last batch is dropped, so that every rank takes the same number of steps.
+            start = self.rank * self.batch_size
+            batches = [b[start:start + self.batch_size] for b in batches if len(b) == size]
         return batches
 
     def __iter__(self):
         yield from self.batches()[self.start:]
 
     def __len__(self) -> int:
+        if self.num_replicas > 1:
+            return len(self.batches())
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
 
 def make_loader(ds: Dataset, tokenizer, *, batch_size: int, shuffle: bool, seed: int = 0,
-                group_by_length: bool = True) -> torch.utils.data.DataLoader:
-    """A DataLoader over a tokenized dataset: length-grouped batches, padded per batch."""
+                group_by_length: bool = True, num_replicas: int = 1, rank: int = 0) -> torch.utils.data.DataLoader:
+    """A DataLoader over a tokenized dataset: length-grouped batches, padded per batch.
+
+    Under torchrun, pass ``num_replicas=dist.world_size, rank=dist.rank``: `batch_size` is
+    then the batch of each process (see ftlib/distributed.py).
+    """
     lengths = [len(ids) for ids in ds["input_ids"]]
-    sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle,
-                                        group_by_length=group_by_length, seed=seed)
+    sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, group_by_length=group_by_length,
+                                        seed=seed, num_replicas=num_replicas, rank=rank)
     collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
     # Its own generator: otherwise each new iterator draws a seed from the global RNG,
     # and a resumed run would get different dropout masks from an uninterrupted one.
     return torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
                                        generator=torch.Generator().manual_seed(seed))
+
+
+def load_image(path: str | Path):
+    """An image file as an RGB ``PIL.Image``, or a DataError that names the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist: check the path (relative to {Path.cwd()})")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"{path} is not an image that can be opened ({type(err).__name__}): "
+                        "remove it, or re-save it as PNG or JPEG") from None
 
 
 def qa_to_text(record: dict) -> str:

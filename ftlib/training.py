@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .checkpoints import Checkpointer
+from .distributed import all_mean, barrier, is_main, unwrap
 from .evaluation import evaluate
 from .runtime import Runtime, interactive
 
@@ -44,11 +45,13 @@ class TrainConfig:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}: try 5e-5 for full fine-tuning")
         if self.epochs < 1 or self.grad_accum_steps < 1:
-            raise ValueError("epochs and grad_accum_steps must be at least 1")
+            raise ValueError(f"epochs and grad_accum_steps must be at least 1, got {self.epochs} and "
+                             f"{self.grad_accum_steps}: pass whole numbers such as epochs=3, grad_accum_steps=1")
         if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}: it is a fraction of "
+                             "the training steps, e.g. 0.1")
         if self.resume and not self.checkpoint_dir:
-            raise ValueError("resume=True needs a checkpoint_dir to resume from")
+            raise ValueError("resume=True needs a checkpoint_dir to resume from: pass the folder of the run to continue")
 
 
 class History(list):
@@ -105,9 +108,11 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
     """Train `model` and return its history, one record per epoch.
 
     With an `eval_loader`, each epoch ends with an evaluation; the best epoch (by
-    ``config.monitor``) is remembered and its weights are restored at the end.
+    ``config.monitor``) is remembered and its weights are restored at the end. Under
+    torchrun, pass a model wrapped by ``ftlib.distributed.wrap``: only rank 0 saves and prints.
     """
     model.to(runtime.device)
+    verbose = config.progress and is_main()
     optimizer = _optimizer(model, config)
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum_steps)
     total_steps = steps_per_epoch * config.epochs
@@ -117,44 +122,45 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
     ckpt = Checkpointer(config.checkpoint_dir) if config.checkpoint_dir else None
     state = {"epoch": 0, "batch": 0, "step": 0, "loss_sum": 0.0, "loss_count": 0, "history": []}
     if config.resume and ckpt.latest() is not None:
-        state = ckpt.load(model, optimizer, scheduler, scaler, runtime.device)
+        state = ckpt.load(unwrap(model), optimizer, scheduler, scaler, runtime.device)
         stopper.load_state_dict(state["stopper"])
-        if config.progress and state["epoch"] >= config.epochs:
+        if verbose and state["epoch"] >= config.epochs:
             print(f"{ckpt.latest()} has finished all {config.epochs} epochs: nothing left to train.")
-        elif config.progress:
+        elif verbose:
             print(f"Resumed from {ckpt.latest()} (epoch {state['epoch'] + 1}, batch {state['batch']})")
     history, best_weights = History(state["history"]), None
 
     def checkpoint():
-        if ckpt is not None:
-            ckpt.save(model, optimizer, scheduler, scaler,
+        if ckpt is not None and is_main():
+            ckpt.save(unwrap(model), optimizer, scheduler, scaler,
                       {**state, "history": list(history), "stopper": stopper.state_dict(), "config": asdict(config)})
+        barrier()  # other processes wait until the checkpoint is complete
 
     while state["epoch"] < config.epochs and not stopper.should_stop:
         started = time.perf_counter()
         _train_one_epoch(model, train_loader, optimizer, scheduler, scaler, runtime, config, state, checkpoint)
         record = {"epoch": state["epoch"] + 1, "step": state["step"],
-                  "train_loss": state["loss_sum"] / max(state["loss_count"], 1),
+                  "train_loss": all_mean(state["loss_sum"], state["loss_count"]),  # over all processes
                   "lr": scheduler.get_last_lr()[0]}
         if eval_loader is not None:
-            record.update({f"eval_{k}": v for k, v in evaluate(model, eval_loader, runtime).items()})
+            record.update({f"eval_{k}": v for k, v in evaluate(unwrap(model), eval_loader, runtime).items()})
         record["seconds"] = time.perf_counter() - started
         history.append(record)
         if stopper.update(record):
-            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            if ckpt is not None:
-                ckpt.save_best(model)
+            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+            if ckpt is not None and is_main():
+                ckpt.save_best(unwrap(model))
         state.update(epoch=state["epoch"] + 1, batch=0, loss_sum=0.0, loss_count=0)
         checkpoint()
-        if config.progress:
+        if verbose:
             print(_summary(record, config.epochs))
 
     history.best_epoch, history.stopped_early = stopper.best_epoch, stopper.should_stop
     if best_weights is not None:
-        model.load_state_dict(best_weights)
+        unwrap(model).load_state_dict(best_weights)
     elif stopper.best_epoch is not None and ckpt is not None:
-        ckpt.load_best(model, runtime.device)  # the best epoch happened before a resume
-    if config.progress and stopper.best_epoch is not None and stopper.best_epoch != len(history):
+        ckpt.load_best(unwrap(model), runtime.device)  # the best epoch happened before a resume
+    if verbose and stopper.best_epoch is not None and stopper.best_epoch != len(history):
         print(f"Restored the weights of epoch {stopper.best_epoch} (best {config.monitor}).")
     return history
 
@@ -171,7 +177,7 @@ def _train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, confi
     if hasattr(loader.batch_sampler, "set_epoch"):
         loader.batch_sampler.set_epoch(state["epoch"], start=state["batch"])
     bar = tqdm(total=len(loader), initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
-               disable=not (config.progress and interactive()), leave=False)  # no bar in logs
+               disable=not (config.progress and interactive() and is_main()), leave=False)  # no bar in logs
     accum = config.grad_accum_steps
     for batch in loader:
         batch = {k: v.to(runtime.device) for k, v in batch.items()}
