@@ -118,6 +118,9 @@ class Profile:
     batch_size: int
     lr: float  # fine-tuning learning rate for the text encoder
     max_length: int  # tokens per review
+    peft_lr: float = 1e-3  # learning rate when only a head, adapters or LoRA train (few, fresh parameters)
+    compare_train: int | None = None  # training examples per run in lessons that compare several runs
+    compare_epochs: int = 3  # epochs per run in those lessons
 
     def with_overrides(self, **changes) -> "Profile":
         """A copy with some fields changed, e.g. ``profile.with_overrides(epochs=1)``."""
@@ -132,10 +135,12 @@ PROFILES = {
     "lite": Profile(
         name="lite", text_model=MINILM, causal_lm=SMOLLM2_GGUF,
         max_train=None, max_eval=None, epochs=4, batch_size=16, lr=1e-4, max_length=128,
+        compare_train=800, compare_epochs=3,
     ),
     "smoke": Profile(
         name="smoke", text_model=MINILM, causal_lm=TINY_LLAMA,
         max_train=48, max_eval=32, epochs=1, batch_size=16, lr=1e-4, max_length=64,
+        compare_train=48, compare_epochs=1,
     ),
 }
 

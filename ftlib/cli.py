@@ -3,8 +3,10 @@
     python -m ftlib finetune --task text-classification --train train.csv --eval dev.csv \\
         --text-column text --label-column label --out runs/reviews
 
-Writes ``OUT/metrics.json``, the fine-tuned model (``save_pretrained``) in ``OUT/model``,
-and resumable checkpoints in ``OUT/checkpoints``. Bad input ends with a one-line
+Writes ``OUT/metrics.json``, the fine-tuned model (``save_pretrained``) in ``OUT/model``
+(for ``--method adapter`` and ``lora``: only the trained weights, ``trained.safetensors``,
+and ``method.json`` saying how to rebuild the model), and resumable checkpoints in
+``OUT/checkpoints``. Bad input ends with a one-line
 message and exit status 2, before anything is written.
 """
 from __future__ import annotations
@@ -18,13 +20,13 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-_DEFAULT_CACHE_NOTE = "values not given come from the profile (ftlib/catalog.py)"
+_DEFAULTS_NOTE = "values not given come from the profile (ftlib/catalog.py)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ftlib", description="Fine-tune a pretrained model.")
     sub = parser.add_subparsers(dest="command", required=True)
-    ft = sub.add_parser("finetune", help="fine-tune a model on a data file", description=_DEFAULT_CACHE_NOTE)
+    ft = sub.add_parser("finetune", help="fine-tune a model on a data file", description=_DEFAULTS_NOTE)
     ft.add_argument("--task", required=True, choices=["text-classification"])
     ft.add_argument("--train", required=True, help="training data: .csv, .tsv or .jsonl")
     ft.add_argument("--eval", required=True, help="validation data, evaluated after every epoch")
@@ -32,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--text-column", default="text")
     ft.add_argument("--label-column", default="label")
     ft.add_argument("--labels", help="comma-separated label names in id order (default: sorted values)")
-    ft.add_argument("--method", default="full", choices=["full"])
+    ft.add_argument("--method", default="full", type=_method,
+                    help="what trains: full | head | freeze:K (first K blocks frozen) | adapter | lora")
+    ft.add_argument("--lora-r", type=int, default=8)
+    ft.add_argument("--lora-alpha", type=float, default=16)
+    ft.add_argument("--lora-targets", help="comma-separated layer names (default: the query and value projections)")
+    ft.add_argument("--adapter-size", type=int, default=64, help="adapter bottleneck width")
     ft.add_argument("--profile", choices=["full", "lite", "smoke"])
     ft.add_argument("--epochs", type=int)
     ft.add_argument("--lr", type=float)
@@ -42,15 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--patience", type=int, help="stop after N epochs without a better eval accuracy")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
-    ft.add_argument("--quiet", action="store_true", help="no progress bars")
+    ft.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     ft.add_argument("--out", required=True, help="output folder")
     return parser
+
+
+def _method(value: str) -> str:
+    from .methods import check_method
+
+    try:
+        return check_method(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _settings(args) -> dict:
+    targets = args.lora_targets.split(",") if args.lora_targets else None
+    if args.method == "lora":
+        return {"lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "lora_targets": targets}
+    return {"adapter_size": args.adapter_size} if args.method == "adapter" else {}
 
 
 def finetune(args) -> dict:
     from .catalog import get_profile
     from .data import check_classes, label_names, load_table, make_loader, prepare_classification, tokenize
     from .evaluation import evaluate
+    from .methods import apply_method, save_finetuned
     from .models import count_parameters, load_text_classifier
     from .runtime import get_runtime
     from .training import TrainConfig, fit
@@ -68,21 +92,24 @@ def finetune(args) -> dict:
         if name in tables else None for name in ("train", "eval", "test"))
     if args.max_train is not None:
         if args.max_train < 1:
-            raise ValueError(f"--max-train must be at least 1, got {args.max_train}")
+            raise ValueError(f"--max-train must be at least 1, got {args.max_train}: pass a number of examples, or leave it out")
         train = train.shuffle(seed=args.seed).select(range(min(args.max_train, len(train))))
     check_classes(train, "training", len(labels))
     check_classes(evalset, "eval", len(labels))
     pick = lambda given, default: default if given is None else given  # noqa: E731 (0 is a value, not "unset")
     batch_size, max_length = pick(args.batch_size, profile.batch_size), pick(args.max_length, profile.max_length)
     if batch_size < 1 or max_length < 2:
-        raise ValueError(f"--batch-size must be at least 1 and --max-length at least 2, got {batch_size} and {max_length}")
+        raise ValueError(f"--batch-size must be at least 1 and --max-length at least 2, got {batch_size} and "
+                         f"{max_length}: pass positive values, or leave them out to use the profile's")
+    default_lr = profile.lr if args.method == "full" or args.method.startswith("freeze") else profile.peft_lr
     config = TrainConfig(
-        epochs=pick(args.epochs, profile.epochs), lr=pick(args.lr, profile.lr),
+        epochs=pick(args.epochs, profile.epochs), lr=pick(args.lr, default_lr),
         patience=args.patience, checkpoint_dir=str(Path(args.out) / "checkpoints"),
         save_every=50, resume=args.resume, progress=not args.quiet)
 
     print(runtime.stamp())
     model, tokenizer = load_text_classifier(profile.text_model, labels)
+    apply_method(model, args.method, **_settings(args))
     loaders = {name: make_loader(tokenize(ds, tokenizer, max_length=max_length), tokenizer,
                                  batch_size=batch_size if name == "train" else 2 * batch_size,
                                  shuffle=name == "train", seed=args.seed)
@@ -100,8 +127,7 @@ def finetune(args) -> dict:
     if "test" in loaders:
         metrics["test"] = evaluate(model, loaders["test"], runtime)
     out = Path(args.out)
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
+    metrics["saved_bytes"] = save_finetuned(model, tokenizer, out / "model", args.method, **_settings(args))
     tmp = out / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2))
     os.replace(tmp, out / "metrics.json")

@@ -34,6 +34,7 @@ __all__ = [
     "load_tokenizer",
     "resolve",
     "sha256_file",
+    "trained_state_dict",
 ]
 
 
@@ -147,6 +148,11 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
+def trained_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Only the parameters that train (a head, adapters, LoRA matrices): all a fine-tune needs to save."""
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
 def _check_tokenizer(model, tokenizer) -> None:
     vocab = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > vocab:
@@ -172,7 +178,7 @@ def load_text_classifier(source: ModelSource, labels: list[str]):
     tokenizer = AutoTokenizer.from_pretrained(where, revision=source.revision)
     model = AutoModelForSequenceClassification.from_pretrained(
         where, revision=source.revision, num_labels=len(labels),
-        id2label=id2label, label2id=label2id,
+        id2label=id2label, label2id=label2id, use_safetensors=True,  # never unpickle weights
     )
     _check_tokenizer(model, tokenizer)
     return model, tokenizer
@@ -191,7 +197,7 @@ def load_causal_lm(source: ModelSource):
     else:
         where = resolve(source)
         tokenizer = AutoTokenizer.from_pretrained(where, revision=source.revision)
-        model = AutoModelForCausalLM.from_pretrained(where, revision=source.revision)
+        model = AutoModelForCausalLM.from_pretrained(where, revision=source.revision, use_safetensors=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     _check_tokenizer(model, tokenizer)

@@ -41,3 +41,21 @@ def test_tested_versions_are_pinned():
 def test_offline_packages_install_without_their_heavy_dependencies():
     makefile = (ROOT / "Makefile").read_text()
     assert "--no-deps -c constraints.txt -r requirements-offline.txt" in makefile
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    import pytest
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from ftlib import catalog, models
+
+    folder = tmp_path / "pickled"
+    model = BertForSequenceClassification(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32))
+    model.config.save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")  # the old, pickle-based format
+    from transformers import AutoTokenizer
+    AutoTokenizer.from_pretrained(models.resolve(catalog.MINILM)).save_pretrained(folder)
+    with pytest.raises(OSError, match="safetensors"):
+        models.load_text_classifier(catalog.ModelSource(name="x", kind="hub", repo=str(folder)), ["a", "b"])
