@@ -101,7 +101,7 @@ def finetune(args) -> dict:
     if batch_size < 1 or max_length < 2:
         raise ValueError(f"--batch-size must be at least 1 and --max-length at least 2, got {batch_size} and "
                          f"{max_length}: pass positive values, or leave them out to use the profile's")
-    default_lr = profile.lr if args.method == "full" or args.method.startswith("freeze") else profile.peft_lr
+    default_lr = {"head": profile.head_lr, "adapter": profile.peft_lr, "lora": profile.peft_lr}.get(args.method, profile.lr)
     config = TrainConfig(
         epochs=pick(args.epochs, profile.epochs), lr=pick(args.lr, default_lr),
         patience=args.patience, checkpoint_dir=str(Path(args.out) / "checkpoints"),

@@ -19,10 +19,14 @@ from torch import nn
 
 from .freezing import HEADS
 
-__all__ = ["DEFAULT_TARGETS", "LoRALinear", "add_lora", "merge_lora", "peft_config"]
+__all__ = ["DEFAULT_TARGETS", "FFN_TARGETS", "LoRALinear", "add_lora", "merge_lora", "peft_config"]
 
 # The attention projections LoRA adapts by default (query and value, as in Hu et al.), per architecture.
 DEFAULT_TARGETS = {"bert": ("query", "value"), "distilbert": ("q_lin", "v_lin"), "llama": ("q_proj", "v_proj")}
+# The two feed-forward projections of each block (regular expressions: BERT's 'output.dense'
+# would otherwise also match the attention's 'attention.output.dense').
+FFN_TARGETS = {"bert": (r".*intermediate\.dense", r".*layer\.\d+\.output\.dense"),
+               "distilbert": (r".*ffn\.lin1", r".*ffn\.lin2"), "llama": ("gate_proj", "up_proj", "down_proj")}
 
 
 class LoRALinear(nn.Module):
