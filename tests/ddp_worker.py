@@ -25,12 +25,12 @@ out, batch_size = sys.argv[1], int(sys.argv[2])
 runtime = get_runtime("smoke", seed=0)
 dist = setup_distributed(runtime)
 tok = tiny.tokenizer()
-train = make_loader(tokenize(tiny.dataset(64), tok, max_length=32), tok, batch_size=batch_size, shuffle=True,
+train = make_loader(tokenize(tiny.dataset(128), tok, max_length=32), tok, batch_size=batch_size, shuffle=True,
                     seed=0, num_replicas=dist.world_size, rank=dist.rank)
 evaluation = make_loader(tokenize(tiny.dataset(32, seed=1), tok, max_length=32), tok, batch_size=16, shuffle=False)
 model = wrap(tiny.classifier(seed=0, dropout=0.0), runtime, dist)
 history = fit(model, train, evaluation, runtime=runtime,
-              config=TrainConfig(epochs=3, lr=1e-3, checkpoint_dir=out + "-ckpt", progress=False))
+              config=TrainConfig(epochs=4, lr=2e-3, checkpoint_dir=out + "-ckpt", progress=False))
 if dist.is_main:
     save_file({k: v.contiguous() for k, v in unwrap(model).state_dict().items()}, out + ".safetensors")
     with open(out + ".json", "w") as f:

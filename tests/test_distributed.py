@@ -41,12 +41,12 @@ def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert (a["world_size"], b["world_size"]) == (1, 2)
-    assert a["steps_per_epoch"] == b["steps_per_epoch"] == 8
+    assert a["steps_per_epoch"] == b["steps_per_epoch"] == 16
     for ra, rb in zip(a["history"], b["history"], strict=True):
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-4)
         assert ra["eval_loss"] == pytest.approx(rb["eval_loss"], rel=1e-4)
-    assert a["history"][-1]["train_loss"] < a["history"][0]["train_loss"]  # it did learn
+    assert a["history"][-1]["eval_accuracy"] >= 0.9 > a["history"][0]["eval_accuracy"]  # it did learn
     wa, wb = load_file(tmp_path / "one.safetensors"), load_file(tmp_path / "two.safetensors")
     for name in wa:
-        torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=5e-5)  # 64 Adam steps of rounding
     assert (tmp_path / "two-ckpt" / "latest").exists()  # rank 0 wrote the checkpoint
