@@ -250,8 +250,8 @@ class LengthGroupedBatchSampler(torch.utils.data.Sampler):
         yield from self.batches()[self.start:]
 
     def __len__(self) -> int:
-        if self.num_replicas > 1:
-            return len(self.batches())
+        if self.num_replicas > 1:  # only full global batches are kept
+            return len(self.lengths) // (self.batch_size * self.num_replicas)
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
 

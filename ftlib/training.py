@@ -176,7 +176,8 @@ def _train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, confi
     model.train()
     if hasattr(loader.batch_sampler, "set_epoch"):
         loader.batch_sampler.set_epoch(state["epoch"], start=state["batch"])
-    bar = tqdm(total=len(loader), initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
+    n_batches = len(loader)
+    bar = tqdm(total=n_batches, initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
                disable=not (config.progress and interactive() and is_main()), leave=False)  # no bar in logs
     accum = config.grad_accum_steps
     for batch in loader:
@@ -192,7 +193,7 @@ def _train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, confi
         state["batch"] += 1
         state["loss_sum"] += loss.item()
         state["loss_count"] += 1
-        if state["batch"] % accum == 0 or state["batch"] == len(loader):
+        if state["batch"] % accum == 0 or state["batch"] == n_batches:
             _optimizer_step(model, optimizer, scheduler, scaler, config)
             state["step"] += 1
             if config.save_every and state["step"] % config.save_every == 0:

@@ -20,6 +20,8 @@ def test_ranks_split_each_global_batch_and_drop_an_incomplete_one():
     ranks = [LengthGroupedBatchSampler(lengths, 4, seed=1, num_replicas=2, rank=r).batches() for r in (0, 1)]
     full = [b for b in single if len(b) == 8]
     assert len(ranks[0]) == len(ranks[1]) == len(full) == 2
+    for r in (0, 1):  # __len__ counts without building the batches, and agrees
+        assert len(LengthGroupedBatchSampler(lengths, 4, seed=1, num_replicas=2, rank=r)) == 2
     for glob, b0, b1 in zip(full, *ranks):
         assert b0 + b1 == glob
     with pytest.raises(ValueError, match="rank"):
