@@ -8,6 +8,7 @@ no callback framework and no Trainer.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -179,28 +180,69 @@ def _train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, confi
     n_batches = len(loader)
     bar = tqdm(total=n_batches, initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{config.epochs}",
                disable=not (config.progress and interactive() and is_main()), leave=False)  # no bar in logs
-    accum = config.grad_accum_steps
-    for batch in loader:
-        batch = {k: v.to(runtime.device) for k, v in batch.items()}
+    batches = iter(loader)
+    while group := list(itertools.islice(batches, config.grad_accum_steps)):  # one optimizer step's batches
+        losses = _accumulate(model, group, optimizer, scaler, runtime, config, state)
+        state["batch"] += len(group)
+        state["loss_sum"] += sum(losses)
+        state["loss_count"] += len(losses)
+        _optimizer_step(model, optimizer, scheduler, scaler, config)
+        state["step"] += 1
+        if config.save_every and state["step"] % config.save_every == 0:
+            checkpoint()
+        bar.update(len(group))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    bar.close()
+
+
+def _accumulate(model, group, optimizer, scaler, runtime, config, state) -> list[float]:
+    """Forward and backward over the micro-batches of one optimizer step; their losses.
+
+    On a GPU out-of-memory error the step's gradients are cleared, every batch is cut into
+    twice as many pieces (``state['split']``, kept for the rest of the run) and the step is
+    computed again: each piece needs less memory, and the effective batch is unchanged.
+    """
+    while True:
+        split = state.get("split", 1)
+        try:
+            return [_forward_backward(model, batch, scaler, runtime, config, state, split) for batch in group]
+        except torch.OutOfMemoryError:
+            pass  # handled outside the except block, so that the failed step's tensors are freed
+        optimizer.zero_grad(set_to_none=True)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        largest = max(len(batch["labels"]) for batch in group)
+        if split >= largest:
+            raise torch.OutOfMemoryError(
+                "out of memory even with one example per micro-batch: lower max_length, train fewer "
+                "parameters (method 'lora' or 'head'), or choose a smaller model")
+        state["split"] = split * 2
+        if is_main():
+            print(f"Out of memory: each batch of {largest} now runs as {state['split']} micro-batches of about "
+                  f"{math.ceil(largest / state['split'])}, with their gradients accumulated (the effective batch "
+                  "is unchanged).")
+
+
+def _forward_backward(model, batch, scaler, runtime, config, state, split: int) -> float:
+    """The loss of one batch, computed in `split` pieces whose gradients add up to the batch's."""
+    batch = {k: v.to(runtime.device) for k, v in batch.items()}
+    n = len(batch["labels"])
+    pieces = [None] if split == 1 else torch.arange(n).chunk(min(split, n))
+    total = 0.0
+    for rows in pieces:
+        part = batch if rows is None else {k: v[rows] for k, v in batch.items()}
         with runtime.autocast():
-            loss = model(**batch).loss
+            loss = model(**part).loss
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"the loss became {loss.item()} at epoch {state['epoch'] + 1}, step {state['step']}: "
                 f"lower the learning rate (now {config.lr:g}) or check the data; the last good "
                 "checkpoint (if any) is untouched")
-        (scaler.scale(loss / accum) if scaler else loss / accum).backward()
-        state["batch"] += 1
-        state["loss_sum"] += loss.item()
-        state["loss_count"] += 1
-        if state["batch"] % accum == 0 or state["batch"] == n_batches:
-            _optimizer_step(model, optimizer, scheduler, scaler, config)
-            state["step"] += 1
-            if config.save_every and state["step"] % config.save_every == 0:
-                checkpoint()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-    bar.close()
+        # Each piece's mean loss, weighted by its share of the batch, then of the optimizer step.
+        scaled = loss / config.grad_accum_steps if rows is None else loss * (len(rows) / n) / config.grad_accum_steps
+        (scaler.scale(scaled) if scaler else scaled).backward()
+        total += loss.item() * (1.0 if rows is None else len(rows) / n)
+    return total
 
 
 def _optimizer_step(model, optimizer, scheduler, scaler, config):
