@@ -20,6 +20,7 @@ from transformers import get_linear_schedule_with_warmup
 from .checkpoints import Checkpointer
 from .distributed import all_mean, barrier, is_main, unwrap
 from .evaluation import evaluate
+from .live import LiveView
 from .runtime import Runtime, interactive
 
 __all__ = ["EarlyStopping", "History", "TrainConfig", "fit"]
@@ -130,6 +131,10 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
         elif verbose:
             print(f"Resumed from {ckpt.latest()} (epoch {state['epoch'] + 1}, batch {state['batch']})")
     history, best_weights = History(state["history"]), None
+    live = None
+    if verbose and interactive() and _has_ipython_display():  # curves in place in Jupyter and Colab
+        metric = config.monitor.removeprefix("eval_") if config.monitor != "eval_loss" else "accuracy"
+        live = LiveView(total_epochs=config.epochs, metric=metric)
 
     def checkpoint():
         if ckpt is not None and is_main():
@@ -139,7 +144,7 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
 
     while state["epoch"] < config.epochs and not stopper.should_stop:
         started = time.perf_counter()
-        _train_one_epoch(model, train_loader, optimizer, scheduler, scaler, runtime, config, state, checkpoint)
+        _train_one_epoch(model, train_loader, optimizer, scheduler, scaler, runtime, config, state, checkpoint, live)
         record = {"epoch": state["epoch"] + 1, "step": state["step"],
                   "train_loss": all_mean(state["loss_sum"], state["loss_count"]),  # over all processes
                   "lr": scheduler.get_last_lr()[0]}
@@ -153,6 +158,8 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
                 ckpt.save_best(unwrap(model))
         state.update(epoch=state["epoch"] + 1, batch=0, loss_sum=0.0, loss_count=0)
         checkpoint()
+        if live is not None:
+            live.epoch(record)
         if verbose:
             print(_summary(record, config.epochs))
 
@@ -166,13 +173,21 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
     return history
 
 
+def _has_ipython_display() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
 def _summary(record: dict, epochs: int) -> str:
     shown = ["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]
     parts = [f"{k} {record[k]:.4f}" for k in shown if k in record]
     return f"epoch {record['epoch']}/{epochs}: " + "  ".join(parts) + f"  ({record['seconds']:.0f} s)"
 
 
-def _train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, config, state, checkpoint):
+def _train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, config, state, checkpoint, live=None):
     """One pass over the data, from batch ``state['batch']`` (non-zero after a resume)."""
     model.train()
     if hasattr(loader.batch_sampler, "set_epoch"):
@@ -191,6 +206,8 @@ def _train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, confi
         if config.save_every and state["step"] % config.save_every == 0:
             checkpoint()
         bar.update(len(group))
+        if live is not None:
+            live.step(state["step"], sum(losses) / len(losses))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     bar.close()
 

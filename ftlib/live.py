@@ -1,0 +1,85 @@
+"""A live training view: loss and metric curves that redraw in place while ``fit`` runs.
+
+Introduced in lesson 00. In JupyterLab and Colab, ``fit`` shows one figure under the
+cell and replaces it as training goes: the training loss every few optimizer steps, and
+the validation loss and metric at the end of each epoch. Headless (tests, scripts, the
+course's notebook runner) there is no figure; ``fit`` prints one line per epoch instead.
+
+The figure is drawn by matplotlib into a PNG and sent through one IPython display
+handle, so the same output is updated instead of a new one being added each time; that
+works the same in JupyterLab, Colab and VS Code.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+from .plots import OKABE_ITO
+
+__all__ = ["LiveView"]
+
+
+class LiveView:
+    """Curves that update in place. ``fit`` calls :meth:`step` and :meth:`epoch`; nothing else needed."""
+
+    def __init__(self, *, total_epochs: int, metric: str = "accuracy", min_interval: float = 1.0):
+        from IPython.display import HTML, display
+
+        self.total_epochs, self.metric, self.min_interval = total_epochs, metric, min_interval
+        self.steps, self.losses, self.records = [], [], []
+        self._last_draw = 0.0
+        self._handle = display(HTML("<div class='ftlib-live'><i>Training starts…</i></div>"), display_id=True)
+
+    def step(self, step: int, loss: float) -> None:
+        """Record the training loss after optimizer step `step`; redraw at most once per `min_interval` s."""
+        self.steps.append(step)
+        self.losses.append(loss)
+        if time.monotonic() - self._last_draw >= self.min_interval:
+            self.draw()
+
+    def epoch(self, record: dict) -> None:
+        """Record an epoch's summary (the dict ``fit`` appends to its history) and redraw."""
+        self.records.append(record)
+        self.draw()
+
+    def figure(self):
+        """The current figure: training loss per step with validation loss per epoch, and the metric."""
+        import matplotlib.pyplot as plt
+
+        fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.4))
+        ax_loss.plot(self.steps, self.losses, color=OKABE_ITO[0], alpha=0.8, label="training (per step)")
+        evals = [r for r in self.records if "eval_loss" in r]
+        if evals:
+            ax_loss.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], "s--",
+                         color=OKABE_ITO[1], label="validation (per epoch)")
+        ax_loss.set(xlabel="optimizer step", ylabel="loss", title="Loss")
+        key = f"eval_{self.metric}"
+        points = [r for r in self.records if key in r]
+        if points:
+            ax_metric.plot([r["epoch"] for r in points], [r[key] for r in points], "s--", color=OKABE_ITO[1],
+                           label="validation")
+            ax_metric.set_xticks(range(1, self.total_epochs + 1))
+        ax_metric.set(xlim=(0.5, self.total_epochs + 0.5), xlabel="epoch", ylabel=self.metric,
+                      title=self.metric.replace("_", " ").capitalize())
+        for ax in (ax_loss, ax_metric):
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
+        done = self.records[-1]["epoch"] if self.records else 0
+        fig.suptitle(f"Live: epoch {done}/{self.total_epochs} finished, step {self.steps[-1] if self.steps else 0}")
+        fig.tight_layout()
+        return fig
+
+    def draw(self) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import HTML
+
+        fig = self.figure()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        plt.close(fig)  # never shown by the inline backend as a second copy
+        png = base64.b64encode(buffer.getvalue()).decode()
+        self._handle.update(HTML(f"<div class='ftlib-live'><img alt='live training curves' "
+                                 f"src='data:image/png;base64,{png}'/></div>"))
+        self._last_draw = time.monotonic()
