@@ -1,0 +1,116 @@
+"""Interactive explorers: move a slider, see what it costs.
+
+Introduced in lessons 04 and 06 (and 01 for memory). Each explorer is a pure function
+that computes the numbers (tested) and a small ipywidgets panel that calls it whenever a
+control changes. Headless (tests, scripts, the course runner) the panel is replaced by a
+printed table for a few settings, so a notebook runs the same everywhere.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .freezing import HEADS, transformer_blocks
+from .lora import DEFAULT_TARGETS, _matches
+from .runtime import interactive
+
+__all__ = ["freeze_explorer", "freeze_plan", "lora_explorer", "lora_footprint"]
+
+
+def lora_footprint(model: nn.Module, r: int, alpha: float = 16, targets=None, bytes_per_param: int = 4) -> dict:
+    """What LoRA of rank `r` on `targets` adds to `model`, computed from the layer shapes (nothing is changed).
+
+    Each targeted ``nn.Linear(d_in, d_out)`` gets A (r x d_in) and B (d_out x r): r * (d_in + d_out)
+    trainable numbers. The update is scaled by alpha / r.
+    """
+    if r < 1:
+        raise ValueError(f"the rank r must be at least 1, got {r}")
+    if targets is None:
+        targets = DEFAULT_TARGETS[model.config.model_type]
+    layers = [m for name, m in model.named_modules() if isinstance(m, nn.Linear) and _matches(name, targets)]
+    if not layers:
+        raise ValueError(f"no linear layer matches {list(targets)}")
+    added = sum(r * (m.in_features + m.out_features) for m in layers)
+    total = sum(p.numel() for p in model.parameters())
+    return {"r": r, "alpha": alpha, "scaling": alpha / r, "layers": len(layers), "trainable": added,
+            "percent_of_model": 100 * added / total, "adapter_bytes": added * bytes_per_param}
+
+
+def freeze_plan(model: nn.Module, k: int, heads=HEADS) -> list[dict]:
+    """Which groups train under ``freeze_bottom(model, k)``, one row per group; the model is not changed.
+
+    Groups: the embeddings (frozen), each block (frozen below `k`), what sits between the
+    blocks and the head (BERT's pooler; trains) and the head (trains).
+    """
+    blocks = list(transformer_blocks(model))
+    if not 0 <= k <= len(blocks):
+        raise ValueError(f"this model has {len(blocks)} blocks: k must be between 0 and {len(blocks)}, got {k}")
+    block_of = {id(p): i for i, b in enumerate(blocks) for p in b.parameters()}
+    head = {id(p) for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in heads for p in m.parameters()}
+    embeddings = {id(p) for n, m in model.named_modules() if n.rsplit(".", 1)[-1] == "embeddings"
+                  for p in m.parameters()}
+    sizes: dict[str, int] = {}
+    for p in model.parameters():
+        group = ("embeddings" if id(p) in embeddings else f"block {block_of[id(p)]}" if id(p) in block_of
+                 else "head" if id(p) in head else "other (pooler)")
+        sizes[group] = sizes.get(group, 0) + p.numel()
+    order = ["embeddings"] + [f"block {i}" for i in range(len(blocks))] + ["other (pooler)", "head"]
+    return [{"group": g, "params": sizes[g], "trains": g != "embeddings" and not (g.startswith("block ")
+             and int(g.split()[1]) < k)} for g in order if g in sizes]
+
+
+def _plan_text(rows: list[dict]) -> str:
+    trainable = sum(r["params"] for r in rows if r["trains"])
+    total = sum(r["params"] for r in rows)
+    lines = [f"{'✓ trains' if r['trains'] else '✗ frozen'}  {r['group']:<11} {r['params']:>12,}" for r in rows]
+    return "\n".join(lines + [f"trainable: {trainable:,} of {total:,} ({100 * trainable / total:.1f} %)"])
+
+
+def _footprint_text(f: dict) -> str:
+    return (f"rank {f['r']}, alpha {f['alpha']:g} (scaling alpha/r = {f['scaling']:.2f}): {f['layers']} layers, "
+            f"{f['trainable']:,} trainable ({f['percent_of_model']:.2f} % of the model), "
+            f"adapter file about {f['adapter_bytes'] / 1024:.0f} KiB")
+
+
+def lora_explorer(model: nn.Module, targets=None, ranks=(1, 2, 4, 8, 16, 32, 64)) -> None:
+    """A rank slider and an alpha slider; shows trainable parameters and the adapter's size."""
+    if not interactive():
+        for r in ranks:
+            print(_footprint_text(lora_footprint(model, r, 2 * r, targets)))
+        return
+    import ipywidgets as w
+
+    rank = w.SelectionSlider(options=list(ranks), value=8, description="rank r")
+    alpha = w.FloatSlider(value=16, min=1, max=128, step=1, description="alpha")
+    out = w.HTML()
+
+    def show(_=None):
+        out.value = f"<pre>{_footprint_text(lora_footprint(model, rank.value, alpha.value, targets))}</pre>"
+
+    rank.observe(show, names="value")
+    alpha.observe(show, names="value")
+    show()
+    from IPython.display import display
+
+    display(w.VBox([w.HTML("<b>LoRA explorer</b>"), rank, alpha, out], layout=w.Layout(border="1px solid #ccc")))
+
+
+def freeze_explorer(model: nn.Module) -> None:
+    """A slider for how many bottom blocks to freeze; shows which groups train and the trainable count."""
+    n = len(transformer_blocks(model))
+    if not interactive():
+        for k in (0, n // 2, n):
+            print(f"-- first {k} blocks frozen --\n{_plan_text(freeze_plan(model, k))}")
+        return
+    import ipywidgets as w
+
+    depth = w.IntSlider(value=n // 2, min=0, max=n, description="frozen blocks")
+    out = w.HTML()
+
+    def show(_=None):
+        out.value = f"<pre>{_plan_text(freeze_plan(model, depth.value))}</pre>"
+
+    depth.observe(show, names="value")
+    show()
+    from IPython.display import display
+
+    display(w.VBox([w.HTML("<b>Freeze-depth explorer</b>"), depth, out], layout=w.Layout(border="1px solid #ccc")))

@@ -1,0 +1,67 @@
+"""The explorers: their numbers agree with what really happens to the model."""
+import copy
+
+import pytest
+
+import tiny
+from ftlib import widgets
+from ftlib.freezing import freeze_bottom, HEADS
+from ftlib.lora import add_lora
+from ftlib.models import count_parameters
+
+
+@pytest.mark.parametrize("r", [1, 4, 8])
+def test_lora_footprint_matches_the_injected_layers(r):
+    model = tiny.classifier()
+    predicted = widgets.lora_footprint(model, r, alpha=2 * r)
+    injected = copy.deepcopy(model)
+    add_lora(injected, r=r, train_also=())  # nothing else trains: only the LoRA matrices count
+    assert predicted["trainable"] == count_parameters(injected)[0]
+    assert predicted["adapter_bytes"] == 4 * predicted["trainable"]
+    assert predicted["scaling"] == 2.0 and predicted["layers"] == 4  # query and value in 2 blocks
+    assert count_parameters(model)[0] == count_parameters(tiny.classifier())[0]  # the model was not changed
+
+
+def test_lora_footprint_refuses_a_bad_rank_or_target():
+    with pytest.raises(ValueError, match="at least 1"):
+        widgets.lora_footprint(tiny.classifier(), 0)
+    with pytest.raises(ValueError, match="no linear layer"):
+        widgets.lora_footprint(tiny.classifier(), 4, targets=["nothing_named_so"])
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_freeze_plan_matches_freeze_bottom(k):
+    model = tiny.classifier()
+    rows = widgets.freeze_plan(model, k)
+    assert [r["group"] for r in rows] == ["embeddings", "block 0", "block 1", "other (pooler)", "head"]
+    assert sum(r["params"] for r in rows) == count_parameters(model)[1]
+    trainable, _ = freeze_bottom(copy.deepcopy(model), k)
+    assert sum(r["params"] for r in rows if r["trains"]) == trainable
+
+
+def test_freeze_plan_refuses_k_out_of_range():
+    with pytest.raises(ValueError, match="between 0 and 2"):
+        widgets.freeze_plan(tiny.classifier(), 3)
+
+
+def test_explorers_print_a_table_when_headless(capsys):
+    widgets.lora_explorer(tiny.classifier(), ranks=(2, 8))
+    widgets.freeze_explorer(tiny.classifier())
+    out = capsys.readouterr().out
+    assert "rank 2" in out and "rank 8" in out and "KiB" in out
+    assert "✗ frozen  block 0" in out and "trainable:" in out
+
+
+def test_explorers_build_widgets_that_react(monkeypatch):
+    shown = []
+    monkeypatch.setattr(widgets, "interactive", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    widgets.lora_explorer(tiny.classifier())
+    rank, alpha, out = shown[-1].children[1:]
+    assert "rank 8" in out.value
+    rank.value = 32
+    assert "rank 32" in out.value and "scaling alpha/r = 0.50" in out.value
+    widgets.freeze_explorer(tiny.classifier())
+    depth, out = shown[-1].children[1:]
+    depth.value = 0
+    assert "✓ trains  block 0" in out.value
