@@ -113,6 +113,8 @@ def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800,
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
     env = {"FTLIB_PROFILE": profile, "FTLIB_HEADLESS": "1", "HF_HUB_OFFLINE": "1" if profile != "full" else os.environ.get("HF_HUB_OFFLINE", "0"),
            "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
            "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
