@@ -24,12 +24,10 @@ class LiveView:
     """Curves that update in place. ``fit`` calls :meth:`step` and :meth:`epoch`; nothing else needed."""
 
     def __init__(self, *, total_epochs: int, metric: str = "accuracy", min_interval: float = 1.0):
-        from IPython.display import HTML, display
-
         self.total_epochs, self.metric, self.min_interval = total_epochs, metric, min_interval
         self.steps, self.losses, self.records = [], [], []
         self._last_draw = 0.0
-        self._handle = display(HTML("<div class='ftlib-live'><i>Training starts…</i></div>"), display_id=True)
+        self._handle = None  # the output under the cell, created at the first draw
 
     def step(self, step: int, loss: float) -> None:
         """Record the training loss after optimizer step `step`; redraw at most once per `min_interval` s."""
@@ -73,13 +71,16 @@ class LiveView:
 
     def draw(self) -> None:
         import matplotlib.pyplot as plt
-        from IPython.display import HTML
+        from IPython.display import HTML, display
 
         fig = self.figure()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=80)
         plt.close(fig)  # never shown by the inline backend as a second copy
         png = base64.b64encode(buffer.getvalue()).decode()
-        self._handle.update(HTML(f"<div class='ftlib-live'><img alt='live training curves' "
-                                 f"src='data:image/png;base64,{png}'/></div>"))
+        html = HTML(f"<div class='ftlib-live'><img alt='live training curves' src='data:image/png;base64,{png}'/></div>")
+        if self._handle is None:
+            self._handle = display(html, display_id=True)
+        else:
+            self._handle.update(html)
         self._last_draw = time.monotonic()
