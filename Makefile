@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 SITE_VENV ?= .venv-site
 
-.PHONY: setup course test test-fast lessons check-lessons timings download site site-setup browser clean
+.PHONY: setup course test test-fast lessons check-lessons timings download site site-setup browser bench clean
 
 setup: $(VENV)/.ftlib-installed
 
@@ -52,6 +52,9 @@ browser:  ## Debian's chromium for the browser tests (installs it when root or s
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; \
 	  else echo "no chromium and no way to install it: the browser tests will be skipped"; fi; }
+
+bench: setup  ## the benchmark suite: bench/results.json and bench/results.md (idle machine, about 20 min + lessons)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache
