@@ -129,6 +129,10 @@ def _dequantized_gguf(source: ModelSource) -> Path:
 
 def load_tokenizer(source: ModelSource):
     """Only the tokenizer of `source`: for a GGUF model, read from the file without de-quantizing."""
+    if source.kind == "random":  # a tiny test model borrows a real model's tokenizer
+        if source.tokenizer_from is None:
+            raise ValueError(f"{source.name} has no tokenizer: give it tokenizer_from=<a real model source>")
+        return load_tokenizer(source.tokenizer_from)
     if source.kind == "gguf" and not (_gguf_cache(source) / "ftlib-manifest.json").exists():
         gguf_path = _package_dir(source.repo) / source.filename
         _verify(gguf_path, source.sha256)

@@ -318,3 +318,11 @@ def test_tiny_llama_loads_with_the_smollm2_tokenizer(monkeypatch, smollm2_cache)
         logits = model(**enc).logits
     assert logits.shape == (1, enc["input_ids"].shape[1], 49152)
     assert enc["input_ids"].shape[1] > 5
+
+
+def test_load_tokenizer_of_a_random_model_is_its_borrowed_tokenizer():
+    from ftlib.catalog import TINY_LLAMA
+
+    assert len(models.load_tokenizer(TINY_LLAMA)) == len(models.load_tokenizer(TINY_LLAMA.tokenizer_from))
+    with pytest.raises(ValueError, match="tokenizer_from"):
+        models.load_tokenizer(ModelSource(name="bare", kind="random"))
