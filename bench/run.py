@@ -38,8 +38,6 @@ from ftlib.training import TrainConfig, fit  # noqa: E402
 GOALS = {"trainer_ratio": (">=", 1.0), "padding_efficiency": (">=", 0.85), "length_grouping_speedup": (">=", 1.3),
          "lora_trainable_fraction": ("<=", 0.01), "lora_state_ratio": ("<=", 0.05),
          "lora_peak_rss_ratio": ("<=", 0.6), "lora_step_time_ratio": ("<=", 0.9)}
-BUDGETS = {"lite": 600, "smoke": 90}  # seconds per lesson; lessons 09 and 10 have 15 min lite, 09 2 min smoke
-LONGER = {"lite": {"09": 900, "10": 900}, "smoke": {"09": 120}}
 
 
 def sst2(folder: Path, split: str, n: int | None = None):
@@ -235,7 +233,7 @@ def flops(repeats: int) -> dict:
 
 def lessons(run: bool) -> dict:
     """Wall time of every solution notebook, smoke and lite, against its budget."""
-    from ftlib.course import run_notebooks
+    from ftlib.course import budget, run_notebooks
 
     result = {}
     for profile in ("smoke", "lite"):
@@ -244,8 +242,8 @@ def lessons(run: bool) -> dict:
         times = run_notebooks("solutions", profile, out)["lessons"] if run or not report.exists() else \
             json.loads(report.read_text())["lessons"]
         for name, seconds in times.items():
-            budget = LONGER[profile].get(name[:2], BUDGETS[profile])
-            result.setdefault(name, {})[profile] = {"seconds": seconds, "budget": budget, "ok": seconds <= budget}
+            limit = budget(name, profile)
+            result.setdefault(name, {})[profile] = {"seconds": seconds, "budget": limit, "ok": seconds <= limit}
     return {"lessons": result}
 
 

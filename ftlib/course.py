@@ -139,15 +139,42 @@ def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800,
     return seconds
 
 
-def run_notebooks(folder: str, profile: str, out: Path) -> dict:
+def run_notebooks(folder: str, profile: str, out: Path, only: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    report = {"profile": profile, "folder": folder, "lessons": {}}
+    from .runtime import get_runtime
+
+    report = {"profile": profile, "folder": folder, "stamp": get_runtime(profile).stamp(), "lessons": {}}
     for path in sorted((ROOT / folder).glob("*.ipynb")):
+        if only and not any(path.name.startswith(prefix) for prefix in only):
+            continue
         seconds = run_notebook(path, profile=profile, strict=folder == "solutions", out=out, workdir=out)
         report["lessons"][path.name] = round(seconds, 1)
         print(f"{path.name}: {seconds:.1f} s", flush=True)
     (out / f"timing-{profile}.json").write_text(json.dumps(report, indent=2))
+    (out / f"timing-{profile}.md").write_text(timing_table(report))
     return report
+
+
+BUDGET_S = {"lite": 600, "smoke": 90, "full": 900}  # per lesson, from the issues; 09 and 10 get longer
+LONGER_S = {"lite": {"09": 900, "10": 900}, "smoke": {"09": 120}}
+
+
+def budget(lesson: str, profile: str) -> int:
+    """The time a lesson may take in `profile`, in seconds."""
+    return LONGER_S.get(profile, {}).get(lesson[:2], BUDGET_S[profile])
+
+
+def timing_table(report: dict) -> str:
+    """A Markdown table of a timing report: seconds, minutes and budget per lesson."""
+    profile = report["profile"]
+    rows = [f"Timing report: {report['folder']}/ in the {profile} profile, {report.get('stamp', '')}", "",
+            "| lesson | seconds | minutes | budget | within |", "| --- | --- | --- | --- | --- |"]
+    for name, seconds in report["lessons"].items():
+        limit = budget(name, profile)
+        rows.append(f"| {name} | {seconds:.0f} | {seconds / 60:.1f} | {limit / 60:g} min | "
+                    f"{'yes' if seconds <= limit else '**no**'} |")
+    total = sum(report["lessons"].values())
+    return "\n".join(rows + [f"| all | {total:.0f} | {total / 60:.1f} | | |", ""])
 
 
 def _download(profile_name: str, cache: str | None) -> int:
@@ -175,6 +202,7 @@ def main(argv=None) -> int:
     run.add_argument("--profile", default="lite", choices=["full", "lite", "smoke"])
     run.add_argument("--folder", default="solutions", choices=["solutions", "lessons"])
     run.add_argument("--out", default="build/executed")
+    run.add_argument("--only", default="", help="comma-separated lesson numbers, e.g. 01,02 (default: all)")
     get = sub.add_parser("download", help="pre-download a profile's hub models, then check they load offline")
     get.add_argument("--profile", default="full", choices=["full", "lite", "smoke"])
     get.add_argument("--cache", default=None, help="folder for the hub cache (default: the usual one)")
@@ -192,7 +220,7 @@ def main(argv=None) -> int:
             return 1
         print("lessons/ is up to date")
         return 0
-    run_notebooks(args.folder, args.profile, Path(args.out))
+    run_notebooks(args.folder, args.profile, Path(args.out), [p for p in args.only.split(",") if p])
     return 0
 
 

@@ -67,3 +67,17 @@ def test_badge_setup_cell_and_template(path):
 def test_colab_url_is_derived_from_the_repository():
     assert course.colab_url("00_welcome.ipynb") == (
         "https://colab.research.google.com/github/ftlib-course/finetuning-course/blob/main/lessons/00_welcome.ipynb")
+
+
+def test_timing_report_runs_the_chosen_lessons_and_writes_json_and_markdown(monkeypatch, tmp_path):
+    from ftlib import course
+
+    ran = []
+    monkeypatch.setattr(course, "run_notebook", lambda path, **kw: ran.append(path.name) or 700.0)
+    report = course.run_notebooks("solutions", "lite", tmp_path, only=["00", "06"])
+    assert ran == ["00_welcome.ipynb", "06_lora.ipynb"]
+    assert "profile=lite" in report["stamp"]
+    table = (tmp_path / "timing-lite.md").read_text()
+    assert "| 00_welcome.ipynb | 700 | 11.7 | 10 min | **no** |" in table  # over the 10-minute budget
+    assert (tmp_path / "timing-lite.json").exists()
+    assert course.budget("09_qa_causal_lm.ipynb", "lite") == 900 and course.budget("09_x", "smoke") == 120
