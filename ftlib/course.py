@@ -115,9 +115,10 @@ def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800,
     nb = nbformat.read(path, as_version=4)
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
-    env = {"FTLIB_PROFILE": profile, "FTLIB_HEADLESS": "1", "HF_HUB_OFFLINE": "1" if profile != "full" else os.environ.get("HF_HUB_OFFLINE", "0"),
-           "MPLBACKEND": "Agg", "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    env = {"FTLIB_PROFILE": profile, "FTLIB_HEADLESS": "1",
+           "HF_HUB_OFFLINE": "1" if profile != "full" else os.environ.get("HF_HUB_OFFLINE", "0"),
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # figures kept as PNG outputs
+           "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     if strict:
         env["FTLIB_STRICT"] = "1"
     saved = {k: os.environ.get(k) for k in env}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset, DatasetDict
+from datasets.fingerprint import Hasher
 from transformers import DataCollatorWithPadding
 
 __all__ = [
@@ -199,7 +200,9 @@ def tokenize(ds: Dataset, tokenizer, *, max_length: int, text_column: str = "tex
             enc["labels"] = batch["label"]
         return enc
 
-    return ds.map(encode, batched=True, remove_columns=ds.column_names)
+    # Our own fingerprint: otherwise datasets hashes the whole tokenizer on every call (a second or more).
+    fingerprint = Hasher.hash((ds._fingerprint, tokenizer.name_or_path, len(tokenizer), max_length, text_column))
+    return ds.map(encode, batched=True, remove_columns=ds.column_names, new_fingerprint=fingerprint)
 
 
 class LengthGroupedBatchSampler(torch.utils.data.Sampler):

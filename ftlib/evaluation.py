@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["classification_metrics", "confusion_matrix", "evaluate", "predict"]
+__all__ = ["classification_metrics", "confusion_matrix", "evaluate", "predict",
+           "predict_proba", "seed_summary", "worst_errors"]
 
 
 def confusion_matrix(y_true, y_pred, num_labels: int) -> torch.Tensor:
@@ -71,3 +72,65 @@ def predict(model, tokenizer, texts: list[str], runtime, *, batch_size: int = 32
         labels += [model.config.id2label[int(i)] for i in best.indices]
         probs += best.values.tolist()
     return labels, probs
+
+
+def _dataset_order(loader) -> list[int] | None:
+    """The dataset index of each example, in the order `loader` yields them (None: dataset order)."""
+    sampler = getattr(loader, "batch_sampler", None)
+    if hasattr(sampler, "batches"):  # ftlib's LengthGroupedBatchSampler sorts by length
+        return [i for batch in sampler.batches() for i in batch]
+    return None
+
+
+@torch.no_grad()
+def predict_proba(model, loader, runtime) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities (N, num_labels) and true labels (N,) for every example of `loader`.
+
+    Introduced in lesson 07. Rows come back in the dataset's order, even when the loader
+    groups batches by length, so that row i belongs to example i (its text, its domain).
+    """
+    model.eval()
+    probs, labels = [], []
+    for batch in loader:
+        batch = {k: v.to(runtime.device) for k, v in batch.items()}
+        with runtime.autocast():
+            logits = model(**batch).logits
+        probs.append(logits.float().softmax(-1).cpu())
+        labels.append(batch["labels"].cpu())
+    probs, labels = torch.cat(probs), torch.cat(labels)
+    order = _dataset_order(loader)
+    if order is not None and len(order) == len(labels):
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.as_tensor(order)] = torch.arange(len(order))
+        probs, labels = probs[inverse], labels[inverse]
+    return probs, labels
+
+
+def worst_errors(probs, labels, texts, label_names, k: int = 5) -> list[dict]:
+    """The `k` wrong predictions made with the most confidence, most confident first.
+
+    Introduced in lesson 07: reading them shows what the model gets wrong (and, often,
+    examples whose label is itself doubtful).
+    """
+    probs, labels = torch.as_tensor(probs), torch.as_tensor(labels)
+    if not len(probs) == len(labels) == len(texts):
+        raise ValueError(f"probs, labels and texts must be as long as one another, got {len(probs)}, "
+                         f"{len(labels)} and {len(texts)}: pass them in the same (dataset) order")
+    confidence, predicted = probs.max(-1)
+    wrong = (predicted != labels).nonzero().flatten()
+    ranked = wrong[confidence[wrong].argsort(descending=True)][:k]
+    return [{"index": int(i), "text": texts[int(i)], "true": label_names[int(labels[i])],
+             "predicted": label_names[int(predicted[i])], "confidence": float(confidence[i])} for i in ranked]
+
+
+def seed_summary(values) -> dict[str, float]:
+    """Mean, sample standard deviation (n - 1), minimum and maximum of one score over several seeds.
+
+    Introduced in lesson 07. Needs at least two values: one run says nothing about the spread.
+    """
+    values = torch.as_tensor(list(values), dtype=torch.float64)
+    if values.numel() < 2:
+        raise ValueError(f"need the score of at least two seeds to measure a spread, got {values.numel()}: "
+                         "run the same training with more seeds")
+    return {"n": values.numel(), "mean": values.mean().item(), "std": values.std().item(),
+            "min": values.min().item(), "max": values.max().item()}

@@ -20,10 +20,12 @@ from transformers import get_linear_schedule_with_warmup
 from .checkpoints import Checkpointer
 from .distributed import all_mean, barrier, is_main, unwrap
 from .evaluation import evaluate
+from .freezing import layer_groups
 from .live import LiveView
+from .models import count_parameters
 from .runtime import Runtime, interactive
 
-__all__ = ["EarlyStopping", "History", "TrainConfig", "fit"]
+__all__ = ["EarlyStopping", "History", "TrainConfig", "fit", "preflight"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class TrainConfig:
     save_every: int = 0  # also checkpoint every N optimizer steps inside an epoch (0: epoch ends only)
     resume: bool = False  # continue from checkpoint_dir/latest if there is one
     progress: bool = True  # progress bar and one printed line per epoch
+    group_lrs: dict[str, float] | None = None  # lesson 04: lr per layer group (ftlib.freezing.layer_groups); others: lr
 
     def __post_init__(self):
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -103,7 +106,25 @@ def _optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
         raise ValueError("the model has no trainable parameters: unfreeze something before training")
     groups = [{"params": decay, "weight_decay": config.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    if config.group_lrs:  # discriminative learning rates (lesson 04)
+        groups = _split_by_group_lr(unwrap(model), groups, config)
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+def _split_by_group_lr(model, groups: list[dict], config: TrainConfig) -> list[dict]:
+    """Each optimizer group cut by learning rate, highest first, from ``config.group_lrs``."""
+    by_name = layer_groups(model)
+    unknown = [g for g in config.group_lrs if g not in by_name]
+    bad = {g: lr for g, lr in config.group_lrs.items() if not (lr > 0 and math.isfinite(lr))}
+    if unknown or bad:
+        raise ValueError(f"group_lrs must map layer groups {list(by_name)} to positive learning rates; "
+                         f"got unknown groups {unknown} and bad rates {bad}")
+    lr_of = {id(p): float(config.group_lrs.get(name, config.lr)) for name, ps in by_name.items() for p in ps}
+    split = []
+    for group in groups:
+        for lr in sorted({lr_of[id(p)] for p in group["params"]}, reverse=True):
+            split.append({**group, "lr": lr, "params": [p for p in group["params"] if lr_of[id(p)] == lr]})
+    return split
 
 
 def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: TrainConfig = TrainConfig()) -> History:
@@ -115,6 +136,8 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
     """
     model.to(runtime.device)
     verbose = config.progress and is_main()
+    if verbose and runtime.device == "cuda":
+        print(preflight(unwrap(model), train_loader, runtime))
     optimizer = _optimizer(model, config)
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum_steps)
     total_steps = steps_per_epoch * config.epochs
@@ -153,7 +176,7 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
         record["seconds"] = time.perf_counter() - started
         history.append(record)
         if stopper.update(record):
-            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+            best_weights = _snapshot(unwrap(model))
             if ckpt is not None and is_main():
                 ckpt.save_best(unwrap(model))
         state.update(epoch=state["epoch"] + 1, batch=0, loss_sum=0.0, loss_count=0)
@@ -165,12 +188,46 @@ def fit(model, train_loader, eval_loader=None, *, runtime: Runtime, config: Trai
 
     history.best_epoch, history.stopped_early = stopper.best_epoch, stopper.should_stop
     if best_weights is not None:
-        unwrap(model).load_state_dict(best_weights)
+        unwrap(model).load_state_dict(best_weights, strict=False)  # what training changed
     elif stopper.best_epoch is not None and ckpt is not None:
         ckpt.load_best(unwrap(model), runtime.device)  # the best epoch happened before a resume
     if verbose and stopper.best_epoch is not None and stopper.best_epoch != len(history):
         print(f"Restored the weights of epoch {stopper.best_epoch} (best {config.monitor}).")
     return history
+
+
+def _snapshot(model) -> dict:
+    """What training can change, copied to the CPU: trainable parameters and buffers (BatchNorm statistics).
+
+    With LoRA or a frozen backbone that is a small fraction of the model, so keeping the best
+    epoch's weights costs little memory.
+    """
+    keep = {n for n, p in model.named_parameters() if p.requires_grad} | {n for n, _ in model.named_buffers()}
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in keep}
+
+
+def preflight(model, loader, runtime: Runtime) -> str:
+    """A GPU memory estimate for the coming training step, and a warning when it will not fit.
+
+    The estimate (``ftlib.memory``) takes the loader's batch size and longest example; a
+    run that does not fit still trains, because ``fit`` splits batches after an
+    out-of-memory error, but more slowly.
+    """
+    from .memory import device_budget, estimate_training_memory
+
+    sampler = loader.batch_sampler
+    try:
+        estimate = estimate_training_memory(model, batch_size=sampler.batch_size, seq_len=max(sampler.lengths),
+                                            precision=runtime.precision, trainable=count_parameters(model)[0],
+                                            flash_attention=True)
+    except (AttributeError, KeyError, TypeError, ValueError):  # not a transformer whose shape it knows
+        return "Pre-flight: no memory estimate for this model."
+    need, have = estimate.total / 1e9, device_budget(runtime.device) / 1e9
+    if estimate.total <= 0.9 * device_budget(runtime.device):
+        return f"Pre-flight: about {need:.1f} GB of {have:.1f} GB GPU memory needed."
+    return (f"Pre-flight warning: this step needs about {need:.1f} GB but the GPU has {have:.1f} GB. Training "
+            "will split batches if it runs out of memory (slower); or lower batch_size or max_length, or "
+            "train fewer parameters (LoRA).")
 
 
 def _has_ipython_display() -> bool:

@@ -13,7 +13,7 @@ from .freezing import HEADS, transformer_blocks
 from .lora import DEFAULT_TARGETS, _matches
 from .runtime import interactive
 
-__all__ = ["freeze_explorer", "freeze_plan", "lora_explorer", "lora_footprint"]
+__all__ = ["fit_report", "freeze_explorer", "freeze_plan", "lora_explorer", "lora_footprint", "memory_calculator"]
 
 
 def lora_footprint(model: nn.Module, r: int, alpha: float = 16, targets=None, bytes_per_param: int = 4) -> dict:
@@ -114,3 +114,64 @@ def freeze_explorer(model: nn.Module) -> None:
     from IPython.display import display
 
     display(w.VBox([w.HTML("<b>Freeze-depth explorer</b>"), depth, out], layout=w.Layout(border="1px solid #ccc")))
+
+
+def _calculator_models() -> dict:
+    """The catalog's transformer models whose shapes are written down, built on 'meta' (no memory, offline)."""
+    from transformers import AutoConfig
+
+    from . import catalog
+    from .memory import model_on_meta
+
+    sources = (catalog.DISTILBERT, catalog.SMOLLM2_GGUF, catalog.SMOLLM2_360M)
+    return {s.name.split(" (")[0]: model_on_meta(AutoConfig.for_model(**s.config)) for s in sources if s.config}
+
+
+def fit_report(model, *, method: str, precision: str, batch_size: int, seq_len: int, budget: int) -> str:
+    """The memory estimate of one training step, and whether it fits in `budget` bytes."""
+    from .memory import estimate_training_memory
+
+    estimate = estimate_training_memory(model, batch_size=batch_size, seq_len=seq_len, precision=precision,
+                                        method=method, flash_attention=precision != "fp32")
+    verdict = "fits" if estimate.fits(budget) else "does NOT fit"
+    return f"{estimate}\n=> {verdict} in {budget / 1e9:.1f} GB"
+
+
+def memory_calculator(budget: int | None = None) -> None:
+    """'Will it fit on a T4?': model, method, precision, batch and length in; the estimate out (lesson 01).
+
+    `budget` defaults to a T4's usable memory; fp16/bf16 assume a GPU's attention kernels
+    (no stored attention matrix), fp32 a CPU's.
+    """
+    from .memory import T4_BYTES
+
+    budget = budget or T4_BYTES
+    models = _calculator_models()
+    if not interactive():
+        for name, model in models.items():
+            print(f"-- {name} --\n" + fit_report(model, method="full", precision="fp16", batch_size=16,
+                                                 seq_len=256, budget=budget))
+        return
+    import ipywidgets as w
+    from IPython.display import display
+
+    pick = w.Dropdown(options=list(models), description="model")
+    method = w.ToggleButtons(options=["full", "head", "lora"], value="full", description="method")
+    precision = w.ToggleButtons(options=["fp16", "bf16", "fp32"], value="fp16", description="precision")
+    batch = w.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128], value=16, description="batch")
+    length = w.SelectionSlider(options=[64, 128, 256, 512, 1024, 2048], value=256, description="tokens")
+    out = w.HTML()
+
+    def show(_=None):
+        try:
+            text = fit_report(models[pick.value], method=method.value, precision=precision.value,
+                              batch_size=batch.value, seq_len=length.value, budget=budget)
+        except ValueError as err:  # e.g. 'head' for a causal LM, which has no classification head
+            text = f"no estimate: {err}"
+        out.value = f"<pre>{text}</pre>"
+
+    for control in (pick, method, precision, batch, length):
+        control.observe(show, names="value")
+    show()
+    display(w.VBox([w.HTML("<b>Will it fit? (budget: a T4)</b>"), pick, method, precision, batch, length, out],
+                   layout=w.Layout(border="1px solid #ccc")))

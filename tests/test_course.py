@@ -81,3 +81,16 @@ def test_timing_report_runs_the_chosen_lessons_and_writes_json_and_markdown(monk
     assert "| 00_welcome.ipynb | 700 | 11.7 | 10 min | **no** |" in table  # over the 10-minute budget
     assert (tmp_path / "timing-lite.json").exists()
     assert course.budget("09_qa_causal_lm.ipynb", "lite") == 900 and course.budget("09_x", "smoke") == 120
+
+
+def test_executed_notebooks_keep_their_figures(tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from ftlib import course
+
+    path = tmp_path / "plot.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4])\nplt.show()")]),
+                   path)
+    course.run_notebook(path, profile="smoke", strict=True, out=tmp_path / "out")
+    outputs = nbformat.read(tmp_path / "out" / "plot.ipynb", as_version=4).cells[0].outputs
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # instructors project the executed copies

@@ -219,3 +219,19 @@ def test_five_random_sigkills_in_one_run_still_end_with_identical_weights(tmp_pa
     expected, actual = load_file(uninterrupted[1]), load_file(result)
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
+
+
+def test_best_weights_keep_only_what_trains(tok, runtime):
+    from ftlib.freezing import freeze_all_but_head
+    from ftlib.training import _snapshot
+
+    model = tiny.classifier()
+    freeze_all_but_head(model)
+    kept = _snapshot(model)
+    params = {n for n, _ in model.named_parameters()}
+    assert {k for k in kept if k in params} == {"classifier.weight", "classifier.bias"}  # plus buffers only
+    train, evaluation = tiny.loaders(tok, n_train=32)
+    frozen_before = model.bert.encoder.layer[0].output.dense.weight.clone()
+    history = fit(model, train, evaluation, runtime=runtime, config=TrainConfig(epochs=3, lr=1e-2, progress=False))
+    torch.testing.assert_close(model.bert.encoder.layer[0].output.dense.weight, frozen_before, rtol=0, atol=0)
+    assert history.best_epoch is not None

@@ -65,3 +65,34 @@ def test_explorers_build_widgets_that_react(monkeypatch):
     depth, out = shown[-1].children[1:]
     depth.value = 0
     assert "✓ trains  block 0" in out.value
+
+
+def test_memory_calculator_agrees_with_the_estimator_and_reacts(monkeypatch):
+    from ftlib.memory import T4_BYTES, estimate_training_memory
+
+    models = widgets._calculator_models()
+    assert {"distilbert-base-uncased", "SmolLM2-360M-Instruct"} <= set(models)
+    smol = models["SmolLM2-360M-Instruct"]
+    small = widgets.fit_report(smol, method="lora", precision="fp16", batch_size=1, seq_len=64, budget=T4_BYTES)
+    huge = widgets.fit_report(smol, method="full", precision="fp32", batch_size=128, seq_len=2048, budget=T4_BYTES)
+    assert "=> fits" in small and "does NOT fit" in huge
+    total = estimate_training_memory(smol, batch_size=1, seq_len=64, precision="fp16", method="lora",
+                                     flash_attention=True).total
+    assert f"{total / 1e9:.2f} GB" in small
+
+    shown = []
+    monkeypatch.setattr(widgets, "interactive", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    widgets.memory_calculator()
+    pick, method, precision, batch, length, out = shown[-1].children[1:]
+    pick.value = "SmolLM2-360M-Instruct"
+    batch.value, length.value, precision.value = 128, 2048, "fp32"
+    assert "does NOT fit" in out.value
+    method.value = "head"  # a causal LM has no classification head: said, not raised
+    assert "no estimate" in out.value or "GB" in out.value
+
+
+def test_memory_calculator_prints_when_headless(capsys):
+    widgets.memory_calculator()
+    out = capsys.readouterr().out
+    assert "distilbert-base-uncased" in out and "=> " in out

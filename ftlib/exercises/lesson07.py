@@ -1,0 +1,162 @@
+"""Checks and knowledge test for lesson 07 (Evaluating a fine-tuned model).
+
+Each check raises :class:`~ftlib.exercises.Hint` with a pointer, never the answer.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from . import Hint, Question, Quiz
+
+__all__ = ["check_ece", "check_precision_recall", "QUIZ"]
+
+
+def _number(name: str, value) -> float:
+    """The learner's value as a float (a 0-d tensor is fine), or a hint."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Hint(f"`{name}` should be one number, got {type(value).__name__}: "
+                   "if you have a one-element tensor, .item() turns it into a number")
+    if math.isnan(value):
+        raise Hint(f"`{name}` is nan: a division by zero, or an empty bin's nan value, got into the sum")
+    return float(value)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def check_precision_recall(precision, recall, cm, p: int) -> None:
+    """Exercise 1: precision and recall of class `p` from the confusion matrix `cm` (rows true, columns predicted)."""
+    cm = [[float(c) for c in row] for row in cm.tolist()] if hasattr(cm, "tolist") else cm
+    k = len(cm)
+    col = sum(cm[i][p] for i in range(k))
+    row = sum(cm[p])
+    if col == 0:  # the class is never predicted: precision is 0 / 0, undefined
+        if hasattr(precision, "item"):
+            precision = precision.item()
+        if isinstance(precision, float) and math.isnan(precision):
+            precision = 0.0  # nan is the honest answer here; 0 is the convention of classification_metrics
+    precision, recall = _number("precision_positive", precision), _number("recall_positive", recall)
+    true_p, true_r = cm[p][p] / max(col, 1), cm[p][p] / max(row, 1)
+    if _close(precision, true_p) and _close(recall, true_r):
+        return
+    if precision > 1 or recall > 1:
+        raise Hint("precision and recall are fractions between 0 and 1, not percentages")
+    if _close(precision, true_r) and _close(recall, true_p):
+        raise Hint("the two are swapped: precision divides by everything *predicted* as the class (a column), "
+                   "recall by everything that truly *is* the class (a row)")
+    accuracy = sum(cm[i][i] for i in range(k)) / max(sum(map(sum, cm)), 1)
+    if _close(precision, accuracy) or _close(recall, accuracy):
+        raise Hint("that is the accuracy (the whole diagonal over everything); precision and recall look at one "
+                   "class: its diagonal cell over its column or its row")
+    others = [c for c in range(k) if c != p]
+    for o in others:
+        o_col, o_row = sum(cm[i][o] for i in range(k)), sum(cm[o])
+        if _close(precision, cm[o][o] / max(o_col, 1)) or _close(recall, cm[o][o] / max(o_row, 1)):
+            raise Hint("that is computed for the other class: use index p, the class 'positive'")
+    if _close(precision, true_p):
+        raise Hint("the precision is right; the recall divides the same diagonal cell by its row: all the reviews "
+                   "that truly are the class")
+    if _close(recall, true_r):
+        raise Hint("the recall is right; the precision divides the same diagonal cell by its column: all the "
+                   "reviews predicted as the class")
+    raise Hint("both start from the diagonal cell cm[p, p] (right predictions of the class); "
+               "cm[:, p] is a column and cm[p, :] a row")
+
+
+def check_ece(ece, bins) -> None:
+    """Exercise 2: the expected calibration error of `bins` (a ReliabilityBins)."""
+    ece = _number("ece", ece)
+    shown = [(n, a, c) for n, a, c in zip(bins.counts, bins.accuracy, bins.confidence) if n > 0]
+    total = sum(n for n, _, _ in shown)
+    truth = bins.ece
+    if _close(ece, truth):
+        return
+    if truth > 0 and _close(ece, 100 * truth):
+        raise Hint("that is a percentage; the ECE here is a fraction between 0 and 1")
+    if _close(ece, sum(abs(a - c) for _, a, c in shown) / len(shown)):
+        raise Hint("every bin counted equally; weight each bin by its share of the predictions (count / total), "
+                   "so that a bin of 3 predictions counts less than one of 300")
+    if _close(ece, abs(sum(n / total * (a - c) for n, a, c in shown))) or _close(
+            ece, sum(n / total * (a - c) for n, a, c in shown)):
+        raise Hint("without the absolute value, over-confident and under-confident bins cancel out: take "
+                   "|accuracy - confidence| in each bin before adding")
+    if _close(ece, truth / len(bins.counts)) or _close(ece, truth / len(shown)):
+        raise Hint("the weights count / total already sum to 1: there is nothing left to divide by")
+    if _close(ece, sum(n * abs(a - c) for n, a, c in shown)):
+        raise Hint("the weight of a bin is its share of the predictions: divide its count by the total")
+    raise Hint("for each bin with predictions: its share of all predictions, times |accuracy - confidence|; "
+               "then add them up (skip the empty bins: their values are nan)")
+
+
+QUIZ = Quiz("Knowledge test: lesson 07", [
+    Question(
+        "You tried five learning rates and kept the one with the best test accuracy. What is wrong?",
+        ("Nothing, as long as the test set is large",
+         "The test set took part in a choice, so its score is now optimistic: choose on validation",
+         "Five is too few learning rates",
+         "Learning rates must be chosen on the training set"),
+        1,
+        ("A large test set makes the estimate precise, not unbiased: the choice still fits it.",
+         "Right: every choice made on a set fits it a little; the test set must be looked at once, at the end.",
+         "The number of tries is not the problem; where they are scored is.",
+         "The training loss rewards whatever memorises best: it cannot judge generalisation."),
+    ),
+    Question(
+        "Of 100 reviews the model calls positive, 80 are positive; there are 160 positive reviews in all. "
+        "Precision and recall of 'positive'?",
+        ("precision 0.8, recall 0.5", "precision 0.5, recall 0.8", "precision 0.8, recall 0.8",
+         "precision 0.5, recall 0.5"),
+        0,
+        ("Right: 80 of 100 predictions are right (precision); 80 of the 160 positives are found (recall).",
+         "Swapped: precision is about the predictions, recall about the true members of the class.",
+         "Recall divides by all 160 true positives, not by the 100 predictions.",
+         "Precision divides by the 100 predictions made."),
+    ),
+    Question(
+        "Three seeds give 0.84 ± 0.015 for method A. One run of method B scores 0.855. What can you say?",
+        ("B is better by 1.5 points",
+         "Nothing yet: the difference is about one standard deviation of A's seeds; run B with several seeds",
+         "A is better, since it has more runs",
+         "B is worse, since one run is always optimistic"),
+        1,
+        ("That difference is within the seed noise of the recipe.",
+         "Right: differences smaller than about two standard deviations are not evidence.",
+         "More runs make A's estimate more precise, not better.",
+         "One run is as likely to be lucky as unlucky."),
+    ),
+    Question(
+        "A model's predictions with confidence around 0.95 are right 80 % of the time. It is...",
+        ("well calibrated", "over-confident", "under-confident", "overfitting the validation set"),
+        1,
+        ("Calibrated would mean about 95 % right at 95 % confidence.",
+         "Right: it claims more than it delivers; the point lies below the reliability diagram's diagonal.",
+         "Under-confident is the reverse: right more often than it claims.",
+         "Calibration is about the meaning of confidences, not about which set was used for choices."),
+    ),
+    Question(
+        "Why does the ECE weight each bin by its share of the predictions?",
+        ("So that it is always below 0.5",
+         "So that a bin holding a handful of predictions does not count as much as one holding hundreds",
+         "Because empty bins would otherwise count twice",
+         "To make it equal to the accuracy"),
+        1,
+        ("The weighting does not bound it that way: a very over-confident model can have an ECE near 1.",
+         "Right: the ECE is the expected gap for a randomly chosen prediction.",
+         "Empty bins are skipped either way.",
+         "Accuracy and calibration are different questions."),
+    ),
+    Question(
+        "The model answers 'It is 56.' and the reference is '56'. Exact match and token F1?",
+        ("1 and 1", "0 and 0", "0 and 0.5", "1 and 0.5"),
+        2,
+        ("Normalisation removes punctuation and case, not extra words.",
+         "Token F1 gives credit for the shared word '56'.",
+         "Right: not the same string (EM 0); the prediction's words are 'it', 'is', '56', one of which is the "
+         "reference's only word: precision 1/3, recall 1, F1 = 2 * (1/3) * 1 / (1/3 + 1) = 0.5.",
+         "An exact match of 1 would need the normalised strings to be equal."),
+    ),
+])

@@ -1,0 +1,132 @@
+"""Checks and knowledge test for lesson 09 (A question-answering model from a causal language model).
+
+Each check raises :class:`~ftlib.exercises.Hint` with a pointer, never the answer.
+"""
+from __future__ import annotations
+
+import numbers
+
+from . import Hint, Question, Quiz
+
+__all__ = ["check_answer_labels", "check_choice", "QUIZ"]
+
+
+def check_answer_labels(labels, input_ids, n_prompt: int) -> None:
+    """Exercise 1: labels for one example: -100 on the `n_prompt` prompt tokens, the token ids on the answer."""
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+        raise Hint(f"`labels` should be a list of whole numbers, one per token; got {type(labels).__name__}")
+    labels = [int(x) for x in (labels.tolist() if hasattr(labels, "tolist") else labels)]
+    ids = [int(x) for x in input_ids]
+    truth = [-100] * n_prompt + ids[n_prompt:]
+    if labels == truth:
+        return
+    if len(labels) != len(ids):
+        raise Hint(f"`labels` has {len(labels)} entries but the example has {len(ids)} tokens: one label per "
+                   "token, at the same positions")
+    if labels == ids:
+        raise Hint("those are the input ids unchanged: the loss would also be computed on the prompt; "
+                   "hide the prompt positions from the loss")
+    if labels == ids[:n_prompt] + [-100] * (len(ids) - n_prompt):
+        raise Hint("you hid the answer and kept the prompt: it is the other way round, the model should learn "
+                   "to write the answer, not the question")
+    if labels == [0] * n_prompt + ids[n_prompt:]:
+        raise Hint("0 is a real token id (the loss would teach the model to predict it); use the value that "
+                   "PyTorch's cross-entropy skips, -100")
+    if all(x == -100 for x in labels):
+        raise Hint("every position is -100: nothing would be learned; the answer's positions keep their ids")
+    for shift in (-1, 1):
+        k = n_prompt + shift
+        if 0 <= k <= len(ids) and labels == [-100] * k + ids[k:]:
+            raise Hint(f"off by one: you masked {k} positions; how many tokens does the prompt have?")
+    if labels == ids[1:] + [-100] or labels == [-100] * (n_prompt - 1) + ids[n_prompt:] + [-100]:
+        raise Hint("no need to shift the labels by one: the model shifts them itself (position t predicts "
+                   "token t + 1); labels line up with input_ids")
+    raise Hint("start from input_ids: the first n_prompt positions become -100, the rest stay as they are")
+
+
+def check_choice(choice, sweep) -> None:
+    """Exercise 2: the (lr, epoch) with the lowest validation loss in `sweep` (rows: lr, epoch, train_loss, val_loss)."""
+    if not isinstance(choice, tuple) or len(choice) != 2:
+        raise Hint("`choice` should be a pair (lr, epoch), e.g. (0.01, 2)")
+    lr, epoch = choice
+    lrs, epochs = {r["lr"] for r in sweep}, {r["epoch"] for r in sweep}
+    if lr in epochs and any(abs(epoch - x) <= 1e-12 for x in lrs if isinstance(epoch, numbers.Real)):
+        raise Hint("the order is (lr, epoch): the learning rate first")
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or not isinstance(lr, numbers.Real):
+        raise Hint("`choice` is (learning rate, epoch number): a float and an int, in that order")
+    rows = {(r["lr"], r["epoch"]): r for r in sweep}
+    key = next((k for k in rows if abs(k[0] - lr) <= 1e-12 * max(1.0, abs(lr)) and k[1] == epoch), None)
+    if key is None:
+        raise Hint("that pair is not in the sweep table: pick one of its rows (its lr and its epoch)")
+    best = min(sweep, key=lambda r: r["val_loss"])
+    if key == (best["lr"], best["epoch"]):
+        return
+    if key == min(rows, key=lambda k: rows[k]["train_loss"]):
+        raise Hint("that row has the lowest *training* loss, which keeps falling as the model memorises; "
+                   "choose by the questions it did not train on")
+    if key[1] == max(r["epoch"] for r in sweep):
+        raise Hint("the last epoch is not always the best one: compare the validation loss of every row")
+    raise Hint("compare the val_loss column of every row, for every learning rate")
+
+
+QUIZ = Quiz("Knowledge test: lesson 09", [
+    Question(
+        "Why do the prompt tokens get the label -100?",
+        ("To make the sequences the same length",
+         "So that the loss, and the gradient, come from the answer tokens only",
+         "Because -100 is the id of the end-of-turn token",
+         "To stop the model from reading the question"),
+        1,
+        ("Padding does that (and padded positions get -100 too); the prompt is masked for another reason.",
+         "Right: cross-entropy skips -100, so the model is trained to write answers, not to predict questions.",
+         "-100 is not a token id at all: it is the value PyTorch's cross-entropy ignores.",
+         "The model still reads the prompt (attention sees it); it is only not asked to predict it."),
+    ),
+    Question(
+        "Why does each training example end with the end-of-turn token, and why does it carry a label?",
+        ("It does not matter: generation always stops after max_new_tokens",
+         "So that the model learns to stop after the answer",
+         "It marks where the prompt starts",
+         "It makes training faster"),
+        1,
+        ("max_new_tokens is a safety limit; a model that never learned to stop rambles until it is reached.",
+         "Right: generation stops at that token, so the answer is short and exact match can be fair.",
+         "The chat template marks the start of each turn with its own tokens.",
+         "One more token per example makes training a little slower, not faster."),
+    ),
+    Question(
+        "How were the learning rate and the number of epochs chosen in this lesson?",
+        ("On the test questions, to report the best score",
+         "On validation questions taken out of the training part; the test questions were used once, at the end",
+         "By the lowest training loss",
+         "By the library's defaults, with no measurement"),
+        1,
+        ("Then the test score would be chosen, not measured: it would overstate how well new questions go.",
+         "Right: the test split stays unseen until the recipe is fixed.",
+         "Training loss keeps falling as the model memorises its questions; it says little about new ones.",
+         "The sweep in section 5 measured every combination on validation."),
+    ),
+    Question(
+        "A prediction is 'The capital is Oslo' and the answer is 'Oslo'. What are exact match and token F1?",
+        ("EM 1, F1 1", "EM 0, F1 0.5", "EM 0, F1 0.4", "EM 0, F1 0"),
+        1,
+        ("Exact match compares the whole normalised strings, and 'capital is oslo' is not 'oslo'.",
+         "Right: normalised, the prediction is 'capital is oslo' ('the' is dropped): precision 1/3, recall 1, "
+         "F1 = 2 * (1/3) * 1 / (1/3 + 1) = 0.5.",
+         "That counts 'The' as a word: normalisation drops English articles, so the prediction has three words.",
+         "F1 gives partial credit: the gold word is in the prediction."),
+    ),
+    Question(
+        "What do RLHF and DPO add after supervised fine-tuning?",
+        ("More question-answer pairs",
+         "Learning from preferences: which of two answers people prefer",
+         "A larger vocabulary",
+         "A way to train without any data"),
+        1,
+        ("That is more supervised fine-tuning, the step this lesson did.",
+         "Right: RLHF trains a reward model on preferences and optimises against it; DPO learns from the "
+         "preference pairs directly, without a separate reward model.",
+         "Neither changes the tokenizer.",
+         "Both need preference data: pairs of answers, one marked better."),
+    ),
+])

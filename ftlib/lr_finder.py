@@ -1,0 +1,122 @@
+"""The learning-rate finder: a short run with a rising learning rate, to choose one.
+
+Introduced in lesson 04. Following Smith (2015/2017, "Cyclical learning rates") as fastai
+does: train for a few dozen mini-batches while the learning rate grows exponentially from
+tiny to far too large, record the loss after each step, smooth it, and read where it falls
+fastest. The run changes the weights, so :func:`find_lr` puts the model (and the
+optimizer, if you pass one) back exactly as they were, and leaves the random number
+generators untouched: training afterwards is the same as without the finder.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from typing import NamedTuple
+
+import torch
+
+from .runtime import Runtime
+
+__all__ = ["LRFinderResult", "find_lr", "suggest_lr"]
+
+
+class LRFinderResult(NamedTuple):
+    """What :func:`find_lr` measured: unpack it as ``lrs, losses, suggestion = find_lr(...)``."""
+
+    lrs: list[float]  # the learning rate of each step
+    losses: list[float]  # the smoothed training loss after each step
+    suggestion: float  # where the smoothed loss falls fastest (steepest descent)
+
+
+def suggest_lr(lrs: list[float], losses: list[float], method: str = "steepest") -> float:
+    """A learning rate read from a finder curve.
+
+    ``"steepest"``: where the smoothed loss falls fastest per factor of learning rate.
+    ``"min/10"``: a tenth of the rate at the lowest loss (one step back from the edge).
+    """
+    if len(lrs) != len(losses) or len(lrs) < 3:
+        raise ValueError(f"need at least 3 (lr, loss) points of equal length, got {len(lrs)} and {len(losses)}: "
+                         "run the finder for more steps")
+    if method == "min/10":
+        return lrs[min(range(len(losses)), key=losses.__getitem__)] / 10
+    if method != "steepest":
+        raise ValueError(f"unknown method {method!r}: choose 'steepest' or 'min/10'")
+    logs = [math.log10(lr) for lr in lrs]
+    # Central differences: slope of the loss against log10(lr) at each inner point.
+    slopes = [(losses[i + 1] - losses[i - 1]) / (logs[i + 1] - logs[i - 1]) for i in range(1, len(lrs) - 1)]
+    return lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
+
+
+def find_lr(model, loader, runtime: Runtime, *, start_lr: float = 1e-7, end_lr: float = 1.0, num_steps: int = 50,
+            beta: float = 0.9, diverge: float = 4.0, optimizer=None, weight_decay: float = 0.01,
+            max_grad_norm: float | None = 1.0) -> LRFinderResult:
+    """Run the learning-rate range test on `model` and restore it afterwards.
+
+    The rate of step i is ``start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))``; the loss
+    is an exponential moving average (weight `beta`, bias-corrected, as in Adam). The run
+    stops early once the smoothed loss exceeds `diverge` times its lowest value. Only
+    trainable parameters move: freeze first what should stay frozen. Without an
+    `optimizer`, an AdamW over the trainable parameters is used; with one, every one of
+    its parameter groups gets the same rate during the test, and its state is restored after.
+    """
+    if not (0 < start_lr < end_lr) or num_steps < 3 or not 0 <= beta < 1:
+        raise ValueError(f"need 0 < start_lr < end_lr, num_steps >= 3 and 0 <= beta < 1; got {start_lr}, "
+                         f"{end_lr}, {num_steps}, {beta}: try find_lr(model, loader, runtime) with the defaults")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters: unfreeze something before finding a learning rate")
+    model.to(runtime.device)
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_optimizer = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
+    was_training = model.training
+    devices = [torch.cuda.current_device()] if runtime.device.startswith("cuda") else []
+    try:
+        with torch.random.fork_rng(devices=devices):  # the finder's dropout draws leave no trace
+            opt = optimizer or torch.optim.AdamW(params, lr=start_lr, weight_decay=weight_decay)
+            lrs, losses = _range_test(model, loader, opt, params, runtime, start_lr, end_lr, num_steps, beta,
+                                      diverge, max_grad_norm)
+    finally:
+        model.load_state_dict(saved_model)
+        if optimizer is not None:
+            optimizer.load_state_dict(saved_optimizer)
+        model.train(was_training)
+    if len(lrs) < 3:
+        raise FloatingPointError(f"the loss diverged after {len(lrs)} steps, at lr {lrs[-1] if lrs else start_lr:g}: "
+                                 "lower start_lr")
+    return LRFinderResult(lrs, losses, suggest_lr(lrs, losses))
+
+
+def _range_test(model, loader, optimizer, params, runtime, start_lr, end_lr, num_steps, beta, diverge,
+                max_grad_norm):
+    """The finder's loop: one optimizer step per batch, each at a higher rate."""
+    scaler = runtime.grad_scaler()
+    model.train()
+    batches = itertools.chain.from_iterable(itertools.repeat(loader))  # cycle when the data is short
+    lrs, losses, average, best = [], [], 0.0, math.inf
+    for step, batch in zip(range(num_steps), batches):
+        lr = start_lr * (end_lr / start_lr) ** (step / (num_steps - 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = {k: v.to(runtime.device) for k, v in batch.items()}
+        with runtime.autocast():
+            loss = model(**batch).loss
+        if not torch.isfinite(loss):
+            break
+        (scaler.scale(loss) if scaler else loss).backward()
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        scaler.step(optimizer) if scaler is not None else optimizer.step()
+        if scaler is not None:
+            scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        average = beta * average + (1 - beta) * loss.item()
+        smoothed = average / (1 - beta ** (step + 1))  # bias correction: early averages start at 0
+        lrs.append(lr)
+        losses.append(smoothed)
+        best = min(best, smoothed)
+        if smoothed > diverge * best:
+            break
+    return lrs, losses

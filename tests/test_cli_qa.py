@@ -1,0 +1,76 @@
+"""The command line's --task qa: a smoke-profile LoRA fine-tune of the causal LM, and bad input in one line."""
+import json
+import pytest
+
+from ftlib import catalog, cli
+
+PAIRS = [("What is 7 times 8?", "56"), ("Which planet is closest to the Sun?", "Mercury"),
+         ("노르웨이의 수도는?", "오슬로"), ("How many legs does a spider have?", "8"),
+         ("What colour is the sky on a clear day?", "blue"), ("Add 15 and 27.", "42")]
+
+
+def write_jsonl(path, pairs, keys=("question", "answer")):
+    path.write_text("".join(json.dumps(dict(zip(keys, pair)), ensure_ascii=False) + "\n" for pair in pairs))
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    return {"train": write_jsonl(tmp_path / "train.jsonl", PAIRS * 2), "eval": write_jsonl(tmp_path / "eval.jsonl", PAIRS),
+            "tmp": tmp_path}
+
+
+def qa_args(files, *extra):
+    return ["finetune", "--task", "qa", "--train", files["train"], "--eval", files["eval"], "--profile", "smoke",
+            "--quiet", "--out", files["tmp"] / "out", *extra]
+
+
+def test_qa_finetune_writes_scores_and_a_loadable_adapter(files, capsys):
+    code = cli.main(list(map(str, qa_args(files, "--test", files["eval"], "--epochs", "2", "--lr", "1e-3"))))
+    assert code == 0, capsys.readouterr().err
+    assert "token_f1" in capsys.readouterr().out  # the summary names the scores
+    out = files["tmp"] / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split in ("eval", "test"):
+        assert {"loss", "exact_match", "token_f1"} <= set(metrics[split])
+        assert 0 <= metrics[split]["token_f1"] <= 100
+    assert metrics["method"] == "lora" and metrics["epochs_run"] == 2 and metrics["model"] == catalog.TINY_LLAMA.name
+    assert 0 < metrics["trainable_params"] < metrics["total_params"] / 10
+    assert (out / "model" / "adapter_config.json").exists()
+    assert metrics["saved_bytes"] < 4 * metrics["total_params"] / 10  # only the adapter was saved
+    from peft import PeftModel
+
+    from ftlib.models import load_causal_lm
+    base, _ = load_causal_lm(catalog.TINY_LLAMA)
+    model = PeftModel.from_pretrained(base, out / "model")
+    assert any("lora_A" in name for name, _ in model.named_parameters())
+
+
+def error_line(code, capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1, err
+    return lines[0]
+
+
+def test_missing_answer_field_is_one_clear_line(files, capsys):
+    write_jsonl(files["train"], PAIRS, keys=("question", "reply"))
+    line = error_line(cli.main(list(map(str, qa_args(files)))), capsys)
+    assert "'answer'" in line and "train.jsonl" in line
+    assert not (files["tmp"] / "out").exists()
+
+
+def test_methods_that_do_not_apply_to_qa_are_refused(files, capsys):
+    line = error_line(cli.main(list(map(str, qa_args(files, "--method", "adapter")))), capsys)
+    assert "--method adapter" in line and "lora" in line
+
+
+def test_prompt_longer_than_max_length_is_refused(files, capsys):
+    line = error_line(cli.main(list(map(str, qa_args(files, "--max-length", "8")))), capsys)
+    assert "max_length" in line
+
+
+def test_text_classification_keeps_full_as_its_default_method():
+    args = cli.build_parser().parse_args(["finetune", "--task", "text-classification", "--train", "a.csv",
+                                          "--eval", "b.csv", "--out", "o"])
+    assert args.method is None  # resolved in main: full for text-classification, lora for qa

@@ -1,0 +1,76 @@
+"""The learning-rate finder (lesson 04): the curve, the suggestion, and nothing left changed."""
+import copy
+import math
+
+import pytest
+import torch
+
+import tiny
+from ftlib.lr_finder import find_lr, suggest_lr
+from ftlib.runtime import get_runtime
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny.tokenizer()
+
+
+def test_finder_records_a_rising_rate_and_restores_everything(tok):
+    train, _ = tiny.loaders(tok, n_train=32)
+    model = tiny.classifier()
+    model.eval()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(**next(iter(train))).loss.backward()
+    optimizer.step()  # the optimizer has state (moments) that the finder must not lose
+    weights, state = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+    runtime = get_runtime("smoke", seed=0)  # (this seeds the generators: before taking their state)
+    rng = torch.get_rng_state()
+
+    lrs, losses, suggestion = find_lr(model, train, runtime, start_lr=1e-5, end_lr=10.0,
+                                      num_steps=12, optimizer=optimizer, diverge=1e9)
+    assert len(lrs) == len(losses) == 12  # more steps than batches: the data is cycled
+    assert lrs[0] == pytest.approx(1e-5) and lrs[-1] == pytest.approx(10.0)
+    ratios = [b / a for a, b in zip(lrs, lrs[1:])]
+    assert ratios == pytest.approx([ratios[0]] * len(ratios))  # exponential steps
+    assert lrs[0] <= suggestion <= lrs[-1] and all(math.isfinite(x) for x in losses)
+
+    after = model.state_dict()
+    assert all(torch.equal(weights[k], after[k]) for k in weights)
+    restored = optimizer.state_dict()
+    assert restored["param_groups"][0]["lr"] == 1e-3
+    assert all(torch.equal(state["state"][i]["exp_avg"], restored["state"][i]["exp_avg"]) for i in state["state"])
+    assert torch.equal(rng, torch.get_rng_state())  # later dropout and shuffling are unaffected
+    assert not model.training
+
+
+def test_finder_without_an_optimizer_moves_only_trainable_weights_and_stops_on_divergence(tok):
+    train, _ = tiny.loaders(tok, n_train=32)
+    model = tiny.classifier()
+    model.bert.requires_grad_(False)
+    weights = copy.deepcopy(model.state_dict())
+    result = find_lr(model, train, get_runtime("smoke", seed=0), start_lr=1e-4, end_lr=1e4, num_steps=40,
+                     diverge=1.5)
+    assert len(result.lrs) < 40  # a rate of 1e4 makes the loss explode long before the end
+    assert result.losses[-1] > 1.5 * min(result.losses)
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+
+
+def test_suggestions_on_a_known_curve():
+    lrs = [10.0 ** e for e in range(-6, 1)]  # 1e-6 ... 1
+    losses = [1.0, 0.99, 0.9, 0.5, 0.4, 0.45, 3.0]  # steepest fall around 1e-3, lowest at 1e-2
+    assert suggest_lr(lrs, losses) == pytest.approx(1e-3)
+    assert suggest_lr(lrs, losses, "min/10") == pytest.approx(1e-3)
+    assert suggest_lr(lrs, [1.0, 0.2, 0.15, 0.14, 0.13, 0.12, 0.11]) == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match="steepest"):
+        suggest_lr(lrs, losses, "valley")
+    with pytest.raises(ValueError, match="at least 3"):
+        suggest_lr(lrs[:2], losses[:2])
+
+
+def test_bad_settings_are_refused(tok):
+    model = tiny.classifier()
+    with pytest.raises(ValueError, match="start_lr < end_lr"):
+        find_lr(model, [], get_runtime("smoke", seed=0), start_lr=1.0, end_lr=1e-3)
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        find_lr(model, [], get_runtime("smoke", seed=0))
