@@ -172,7 +172,7 @@ class Profile:
     regularize_epochs: int = 5  # lesson 08: epochs per run of the regularisation table
     overfit_val: int | None = 160  # lesson 08: validation reviews evaluated after every epoch (None: all)
     overfit_batch_size: int = 8  # lesson 08: a small batch, more steps per epoch on the small set
-    lr_finder_steps: int = 60  # lesson 04: mini-batches of the learning-rate finder (rate 1e-7 -> 1)
+    lr_finder_steps: int = 40  # lesson 04: mini-batches of the learning-rate finder (rate 1e-7 -> 1)
     qa_max_length: int = 256  # lesson 09 / --task qa: prompt + answer tokens (a Korean question takes up to ~160)
     qa_batch_size: int = 8  # lesson 09 / --task qa: training batch
     qa_lrs: tuple[float, ...] = (1e-3, 3e-3)  # lesson 09: LoRA learning rates compared on validation
@@ -201,7 +201,7 @@ PROFILES = {
         name="lite", text_model=MINILM, causal_lm=SMOLLM2_GGUF,
         max_train=None, max_eval=None, epochs=4, batch_size=16, lr=1e-4, max_length=128,
         compare_train=800, compare_epochs=3,
-        eval_train=400, eval_epochs=2,
+        eval_train=640, eval_epochs=3,
     ),
     "smoke": Profile(
         name="smoke", text_model=MINILM, causal_lm=TINY_LLAMA,

@@ -20,10 +20,7 @@ turns its ``metrics.json`` into a row of the same table.
 from __future__ import annotations
 
 import csv
-import ctypes
-import gc
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,27 +55,17 @@ def method_settings(method: str, *, adapter_size: int = 64, lora_r: int = 8, lor
     return {}
 
 
-def _release_freed_memory() -> None:
-    """Return freed memory to the system, so that on a CPU the next run's peak RSS starts from a clean heap."""
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        try:  # glibc keeps freed blocks for reuse; a later run reusing them would look smaller than it is
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # another C library (musl): nothing to trim
-            pass
-
-
 def _run_one(method, loaders, *, source, labels, runtime, config, folder, seed, settings) -> dict:
     """Fine-tune a freshly loaded model with `method` and measure it: one row of the table."""
-    from .memory import PeakMemory  # lesson 01's memory meter
+    from .memory import PeakMemory, release_freed_memory  # lesson 01's memory meter
 
-    _release_freed_memory()  # what the previous run freed should not count against this one
+    release_freed_memory()  # what the previous run freed should not count against this one
     seed_everything(seed)  # the same new head and the same dropout masks for every method
     model, tokenizer = load_text_classifier(source, labels)
     apply_method(model, method, **settings)
     trainable, total = count_parameters(model)
     model.to(runtime.device)  # the weights are the baseline: the peak is what training adds
-    _release_freed_memory()
+    release_freed_memory()
     with PeakMemory(runtime.device) as peak:
         started = time.perf_counter()
         history = fit(model, loaders["train"], loaders["validation"], runtime=runtime, config=config)
@@ -86,7 +73,7 @@ def _run_one(method, loaders, *, source, labels, runtime, config, folder, seed, 
     test = evaluate(model, loaders["test"], runtime)
     saved = save_finetuned(model, tokenizer, folder / re.sub(r"\W", "_", method), method, **settings)
     del model
-    _release_freed_memory()
+    release_freed_memory()
     return {"method": method, "lr": config.lr, "accuracy": test["accuracy"], "f1_macro": test["f1_macro"],
             "loss": test["loss"],
             "trainable": trainable, "total": total, "percent": 100 * trainable / total,

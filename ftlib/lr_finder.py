@@ -32,7 +32,8 @@ class LRFinderResult(NamedTuple):
 def suggest_lr(lrs: list[float], losses: list[float], method: str = "steepest") -> float:
     """A learning rate read from a finder curve.
 
-    ``"steepest"``: where the smoothed loss falls fastest per factor of learning rate.
+    ``"steepest"``: where the smoothed loss falls fastest per factor of learning rate, before
+    its lowest point.
     ``"min/10"``: a tenth of the rate at the lowest loss (one step back from the edge).
     """
     if len(lrs) != len(losses) or len(lrs) < 3:
@@ -42,9 +43,13 @@ def suggest_lr(lrs: list[float], losses: list[float], method: str = "steepest") 
         return lrs[min(range(len(losses)), key=losses.__getitem__)] / 10
     if method != "steepest":
         raise ValueError(f"unknown method {method!r}: choose 'steepest' or 'min/10'")
+    # Only up to the lowest loss: beyond it the loss is diverging, and its noisy dips are no guide.
+    end = min(range(len(losses)), key=losses.__getitem__)
+    if end < 2:
+        return lrs[end] / 10  # no descent to measure: fall back on min/10
     logs = [math.log10(lr) for lr in lrs]
     # Central differences: slope of the loss against log10(lr) at each inner point.
-    slopes = [(losses[i + 1] - losses[i - 1]) / (logs[i + 1] - logs[i - 1]) for i in range(1, len(lrs) - 1)]
+    slopes = [(losses[i + 1] - losses[i - 1]) / (logs[i + 1] - logs[i - 1]) for i in range(1, end)]
     return lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
 
 

@@ -14,6 +14,8 @@ So mixed-precision AdamW costs about 4 + 2 + 4 + 8 = 18 bytes per parameter plus
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import os
 import pickle
@@ -39,6 +41,7 @@ __all__ = [
     "estimate_training_memory",
     "measure_training_peak",
     "model_on_meta",
+    "release_freed_memory",
 ]
 
 GB = 1e9
@@ -223,6 +226,16 @@ def device_budget(device) -> int:
     return psutil.virtual_memory().available
 
 
+def release_freed_memory() -> None:
+    """Return freed memory to the system, so that on a CPU the next peak RSS starts from a clean heap."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:  # glibc keeps freed blocks for reuse; a later run reusing them would look smaller than it is
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # another C library (musl): nothing to trim
+            pass
+
+
 def _max_rss() -> int:
     """The process's lifetime peak resident memory, in bytes (the kernel's own record)."""
     try:
@@ -266,6 +279,8 @@ class PeakMemory:
             self.peak = max(self.peak, self._now())
 
     def __enter__(self) -> "PeakMemory":
+        if self.device.type != "cuda":
+            release_freed_memory()  # otherwise a run reusing memory an earlier run freed looks smaller
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)

@@ -105,7 +105,7 @@ def qa_collate(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tenso
 
 
 def make_qa_loader(records, tokenizer, *, batch_size: int, shuffle: bool, seed: int = 0,
-                   max_length: int = 128) -> torch.utils.data.DataLoader:
+                   max_length: int = 256) -> torch.utils.data.DataLoader:
     """Batches of dicts (input_ids, attention_mask, labels) for ``ftlib.training.fit``.
 
     `records` are dicts with 'question' and 'answer'. Batches group similar lengths and

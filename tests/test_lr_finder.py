@@ -32,7 +32,7 @@ def test_finder_records_a_rising_rate_and_restores_everything(tok):
     assert lrs[0] == pytest.approx(1e-5) and lrs[-1] == pytest.approx(10.0)
     ratios = [b / a for a, b in zip(lrs, lrs[1:])]
     assert ratios == pytest.approx([ratios[0]] * len(ratios))  # exponential steps
-    assert lrs[0] <= suggestion <= lrs[-1] and all(math.isfinite(x) for x in losses)
+    assert lrs[0] / 10 <= suggestion <= lrs[-1] and all(math.isfinite(x) for x in losses)
 
     after = model.state_dict()
     assert all(torch.equal(weights[k], after[k]) for k in weights)
@@ -61,6 +61,9 @@ def test_suggestions_on_a_known_curve():
     assert suggest_lr(lrs, losses) == pytest.approx(1e-3)
     assert suggest_lr(lrs, losses, "min/10") == pytest.approx(1e-3)
     assert suggest_lr(lrs, [1.0, 0.2, 0.15, 0.14, 0.13, 0.12, 0.11]) == pytest.approx(1e-5)
+    # After the minimum the loss diverges; a noisy dip there (3.0 -> 2.0) must not be chosen.
+    assert suggest_lr(lrs + [10.0, 100.0], losses[:-1] + [3.0, 2.0, 9.0]) == pytest.approx(1e-3)
+    assert suggest_lr(lrs[:3], [0.5, 0.9, 1.0]) == pytest.approx(1e-7)  # no descent: min / 10
     with pytest.raises(ValueError, match="steepest"):
         suggest_lr(lrs, losses, "valley")
     with pytest.raises(ValueError, match="at least 3"):
