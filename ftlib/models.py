@@ -32,6 +32,7 @@ __all__ = [
     "load_causal_lm",
     "load_text_classifier",
     "load_tokenizer",
+    "publish_cache",
     "resolve",
     "sha256_file",
     "trained_state_dict",
@@ -112,17 +113,24 @@ def _dequantized_gguf(source: ModelSource) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    return publish_cache(target, lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
+
+
+def publish_cache(target: Path, write, manifest_extra: dict | None = None) -> Path:
+    """Build a cache folder atomically: `write(tmp)` fills a temporary folder (with a model.safetensors),
+    a manifest records its sha256, and the folder is renamed into place, so a killed run leaves no
+    half-written cache. Used for the de-quantized GGUF and the pre-trained course CNN."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        write(tmp)
         digest = sha256_file(tmp / "model.safetensors")
-        (tmp / "ftlib-manifest.json").write_text(json.dumps({"model.safetensors": digest}))
-        os.replace(tmp, target)  # atomic: a killed run leaves no half-written cache
+        (tmp / "ftlib-manifest.json").write_text(json.dumps({"model.safetensors": digest, **(manifest_extra or {})},
+                                                            indent=1))
+        os.replace(tmp, target)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not manifest.exists():  # another process may have won the race
+        if not (target / "ftlib-manifest.json").exists():  # another process may have won the race
             raise
     return target
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from torch import nn
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from .catalog import ModelSource
-from .models import IntegrityError, cache_dir, sha256_file
+from .models import IntegrityError, cache_dir, publish_cache, sha256_file
 
 __all__ = ["SmallCNN", "SmallCNNConfig", "load_pretrained_cnn", "pretrained_cnn_config", "pretrained_cnn_dir"]
 
@@ -120,20 +117,12 @@ def pretrained_cnn_dir(source: ModelSource) -> Path:
           f"cached in {target}")
     with torch.random.fork_rng():  # the caller's random stream is the same whether the cache existed or not
         model, stats = _pretrain(source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    try:
+
+    def write(tmp: Path) -> None:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(json.dumps(asdict(model.config), indent=1))
-        digest = sha256_file(tmp / "model.safetensors")
-        (tmp / "ftlib-manifest.json").write_text(json.dumps({"model.safetensors": digest, "recipe": source.config,
-                                                             **stats}, indent=1))
-        os.replace(tmp, target)  # atomic: a killed run leaves no half-written cache
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not manifest.exists():  # another process may have won the race
-            raise
-    return target
+
+    return publish_cache(target, write, {"recipe": source.config, **stats})
 
 
 def pretrained_cnn_config(source: ModelSource) -> tuple[Path, SmallCNNConfig]:
