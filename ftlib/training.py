@@ -222,8 +222,9 @@ def preflight(model, loader, runtime: Runtime) -> str:
                                             flash_attention=True)
     except (AttributeError, KeyError, TypeError, ValueError):  # not a transformer whose shape it knows
         return "Pre-flight: no memory estimate for this model."
-    need, have = estimate.total / 1e9, device_budget(runtime.device) / 1e9
-    if estimate.total <= 0.9 * device_budget(runtime.device):
+    budget = device_budget(runtime.device)
+    need, have = estimate.total / 1e9, budget / 1e9
+    if estimate.total <= 0.9 * budget:
         return f"Pre-flight: about {need:.1f} GB of {have:.1f} GB GPU memory needed."
     return (f"Pre-flight warning: this step needs about {need:.1f} GB but the GPU has {have:.1f} GB. Training "
             "will split batches if it runs out of memory (slower); or lower batch_size or max_length, or "
