@@ -29,20 +29,31 @@ class LRFinderResult(NamedTuple):
     suggestion: float  # where the smoothed loss falls fastest (steepest descent)
 
 
-def suggest_lr(lrs: list[float], losses: list[float], method: str = "steepest") -> float:
+def suggest_lr(lrs: list[float], losses: list[float], method: str = "steepest", *, rise: float = 0.1) -> float:
     """A learning rate read from a finder curve.
 
     ``"steepest"``: where the smoothed loss falls fastest per factor of learning rate, before
     its lowest point.
     ``"min/10"``: a tenth of the rate at the lowest loss (one step back from the edge).
+    ``"edge/10"``: a tenth of the last rate before the smoothed loss rises more than `rise`
+    (10 %) above its lowest value so far. For a curve that stays flat until it blows up (a
+    hard task, a few dozen steps), its lowest point is noise, but the edge is not.
     """
     if len(lrs) != len(losses) or len(lrs) < 3:
         raise ValueError(f"need at least 3 (lr, loss) points of equal length, got {len(lrs)} and {len(losses)}: "
                          "run the finder for more steps")
     if method == "min/10":
         return lrs[min(range(len(losses)), key=losses.__getitem__)] / 10
+    if method == "edge/10":
+        lowest, edge = losses[0], lrs[-1]
+        for i, loss in enumerate(losses):
+            if loss > (1 + rise) * lowest:
+                edge = lrs[i - 1]
+                break
+            lowest = min(lowest, loss)
+        return edge / 10
     if method != "steepest":
-        raise ValueError(f"unknown method {method!r}: choose 'steepest' or 'min/10'")
+        raise ValueError(f"unknown method {method!r}: choose 'steepest', 'min/10' or 'edge/10'")
     # Only up to the lowest loss: beyond it the loss is diverging, and its noisy dips are no guide.
     end = min(range(len(losses)), key=losses.__getitem__)
     if end < 2:

@@ -64,10 +64,20 @@ def test_suggestions_on_a_known_curve():
     # After the minimum the loss diverges; a noisy dip there (3.0 -> 2.0) must not be chosen.
     assert suggest_lr(lrs + [10.0, 100.0], losses[:-1] + [3.0, 2.0, 9.0]) == pytest.approx(1e-3)
     assert suggest_lr(lrs[:3], [0.5, 0.9, 1.0]) == pytest.approx(1e-7)  # no descent: min / 10
+    assert suggest_lr(lrs, losses, "edge/10") == pytest.approx(1e-3)  # 0.45 is over 10 % above 0.4
     with pytest.raises(ValueError, match="steepest"):
         suggest_lr(lrs, losses, "valley")
     with pytest.raises(ValueError, match="at least 3"):
         suggest_lr(lrs[:2], losses[:2])
+
+
+def test_edge_reading_of_a_flat_curve_ignores_its_noisy_lowest_point():
+    lrs = [10.0 ** e for e in range(-7, 1)]  # 1e-7 ... 1
+    flat = [0.690, 0.697, 0.694, 0.695, 0.699, 0.72, 0.80, 1.4]  # nothing learnt, then it blows up
+    assert suggest_lr(lrs, flat, "min/10") == pytest.approx(1e-8)  # the noise at the very first step
+    assert suggest_lr(lrs, flat, "edge/10") == pytest.approx(1e-3)  # last rate before 0.80 > 1.1 * 0.690
+    assert suggest_lr(lrs[:6], flat[:6], "edge/10") == pytest.approx(1e-3)  # never rose: the last rate tried / 10
+    assert suggest_lr(lrs, flat, "edge/10", rise=0.5) == pytest.approx(1e-2)
 
 
 def test_bad_settings_are_refused(tok):
