@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ftlib import catalog, models  # noqa: E402
 from ftlib.lora import peft_config  # noqa: E402
+from ftlib.training import adamw  # noqa: E402
 
 
 def main(method: str, steps: int = 5) -> dict:
@@ -31,7 +32,7 @@ def main(method: str, steps: int = 5) -> dict:
         model = get_peft_model(model, peft_config(("q_proj", "v_proj"), r=8, alpha=16, train_also=(), task_type="CAUSAL_LM"))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+    optimizer = adamw(trainable, lr=1e-4)
     ids = torch.randint(100, 40000, (4, 128))
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
     times = []

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 
 from .runtime import Runtime
+from .training import adamw
 
 __all__ = ["LRFinderResult", "find_lr", "suggest_lr"]
 
@@ -89,7 +90,7 @@ def find_lr(model, loader, runtime: Runtime, *, start_lr: float = 1e-7, end_lr: 
     devices = [torch.cuda.current_device()] if runtime.device.startswith("cuda") else []
     try:
         with torch.random.fork_rng(devices=devices):  # the finder's dropout draws leave no trace
-            opt = optimizer or torch.optim.AdamW(params, lr=start_lr, weight_decay=weight_decay)
+            opt = optimizer or adamw(params, lr=start_lr, weight_decay=weight_decay)
             lrs, losses = _range_test(model, loader, opt, params, runtime, start_lr, end_lr, num_steps, beta,
                                       diverge, max_grad_norm)
     finally:

@@ -82,6 +82,14 @@ def test_timing_report_runs_the_chosen_lessons_and_writes_json_and_markdown(monk
     assert (tmp_path / "timing-lite.json").exists()
     assert course.budget("09_qa_causal_lm.ipynb", "lite") == 900 and course.budget("09_x", "smoke") == 120
 
+    # Re-running one lesson into the same folder updates its row and keeps the others.
+    monkeypatch.setattr(course, "run_notebook", lambda path, **kw: 30.0)
+    report = course.run_notebooks("solutions", "lite", tmp_path, only=["06"])
+    assert report["lessons"] == {"00_welcome.ipynb": 700.0, "06_lora.ipynb": 30.0}
+    # A different folder is a different measurement: nothing is carried over.
+    report = course.run_notebooks("lessons", "lite", tmp_path, only=["06"])
+    assert report["lessons"] == {"06_lora.ipynb": 30.0}
+
 
 def test_executed_notebooks_keep_their_figures(tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook

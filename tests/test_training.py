@@ -235,3 +235,13 @@ def test_best_weights_keep_only_what_trains(tok, runtime):
     history = fit(model, train, evaluation, runtime=runtime, config=TrainConfig(epochs=3, lr=1e-2, progress=False))
     torch.testing.assert_close(model.bert.encoder.layer[0].output.dense.weight, frozen_before, rtol=0, atol=0)
     assert history.best_epoch is not None
+
+
+def test_adamw_is_fused_on_cpu_and_takes_groups_lists_or_generators():
+    from ftlib.training import adamw
+
+    layer = torch.nn.Linear(3, 2)
+    for params in (layer.parameters(), list(layer.parameters()), [{"params": [layer.weight]}, {"params": [layer.bias]}]):
+        optimizer = adamw(params, lr=1e-3)
+        assert optimizer.defaults["fused"] is True
+        assert sum(len(g["params"]) for g in optimizer.param_groups) == 2
