@@ -27,13 +27,13 @@ test-fast: setup  ## unit tests only, no notebooks
 	$(PY) -m pytest -m "not notebooks"
 
 lessons: setup  ## regenerate lessons/ from solutions/ (after editing a solution notebook)
-	$(PY) -m ftlib.course build
+	$(PY) -m tools.course build
 
 timings: setup  ## execute every solution notebook in PROFILE (default lite) and report times
-	$(PY) -m ftlib.course run --profile $(or $(PROFILE),lite) --out build/executed-$(or $(PROFILE),lite)
+	$(PY) -m tools.course run --profile $(or $(PROFILE),lite) --out build/executed-$(or $(PROFILE),lite)
 
 download: setup  ## pre-download the full profile's hub models (CACHE=folder to choose where), then check they load offline
-	$(PY) -m ftlib.course download --profile full $(if $(CACHE),--cache $(CACHE))
+	$(PY) -m tools.course download --profile full $(if $(CACHE),--cache $(CACHE))
 
 site-setup: $(SITE_VENV)/.installed
 
@@ -43,7 +43,7 @@ $(SITE_VENV)/.installed: requirements-site.txt
 	touch $@
 
 site: setup site-setup  ## build the course site (Jupyter Book) into build/book/_build/html
-	$(PY) -m ftlib.book build/book
+	$(PY) -m tools.book build/book
 	$(SITE_VENV)/bin/jupyter-book build --quiet build/book
 	@echo "open build/book/_build/html/index.html"
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ftlib import catalog, models  # noqa: E402
 from ftlib.lora import peft_config  # noqa: E402
-from ftlib.training import adamw  # noqa: E402
+from ftlib.optim import adamw  # noqa: E402
 
 
 def main(method: str, steps: int = 5) -> dict:

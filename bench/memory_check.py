@@ -1,6 +1,6 @@
 """Does ftlib.memory's estimate match a measured peak? (lesson 01's memory estimator)
 
-Each measurement runs in a fresh Python process (``ftlib.memory.measure_training_peak``):
+Each measurement runs in a fresh Python process (``ftlib.peak_memory.measure_training_peak``):
 the baseline is that process's resident memory once torch is imported and the input batch
 exists; the peak covers loading the lite text encoder, building AdamW and two full
 fine-tuning steps (the second has the optimizer state in memory). It is compared with
@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ftlib import catalog  # noqa: E402
-from ftlib.memory import activation_bytes, estimate_training_memory, measure_training_peak, model_on_meta  # noqa: E402
+from ftlib.memory import activation_bytes, estimate_training_memory, model_on_meta  # noqa: E402
+from ftlib.peak_memory import measure_training_peak  # noqa: E402
 from ftlib.models import resolve  # noqa: E402
 
 SHAPES = ("32x128", "16x128", "8x256")

@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from ftlib import catalog, models  # noqa: E402
 from ftlib.data import LengthGroupedBatchSampler, load_table, make_loader, prepare_classification, tokenize  # noqa: E402
-from ftlib.runtime import get_runtime  # noqa: E402
-from ftlib.training import TrainConfig, adamw, fit  # noqa: E402
+from ftlib import setup  # noqa: E402
+from ftlib.optim import adamw  # noqa: E402
+from ftlib.training import TrainConfig, fit  # noqa: E402
 
 GOALS = {"trainer_ratio": (">=", 1.0), "padding_efficiency": (">=", 0.85), "length_grouping_speedup": (">=", 1.3),
          "lora_trainable_fraction": ("<=", 0.01), "lora_state_ratio": ("<=", 0.05),
@@ -82,7 +83,7 @@ def trainer_ratio(folder: Path, repeats: int, n: int = 640, batch_size: int = 16
     data = tokenize(sst2(folder, "train", n), tok, max_length=128)
     steps = -(-n // batch_size)
     warmup = int(0.1 * steps)
-    runtime = get_runtime("lite", seed=0)
+    runtime, _ = setup("lite", seed=0)  # seeded, as a lesson is
     config = TrainConfig(epochs=1, lr=5e-5, warmup_ratio=0.1, progress=False)
 
     def run(kind: str, record: list | None = None) -> float:
@@ -140,7 +141,7 @@ def length_grouping(folder: Path, repeats: int, n: int = 1024, batch_size: int =
 
     base, tok = encoder()
     data = tokenize(sst2(folder, "train", n), tok, max_length=128)
-    runtime = get_runtime("lite", seed=0)
+    runtime, _ = setup("lite", seed=0)  # seeded, as a lesson is
 
     def run(grouped: bool) -> float:
         model = copy.deepcopy(base)
@@ -184,7 +185,7 @@ def sst2_run(folder: Path, n: int = 5000, epochs: int = 3) -> dict:
     from ftlib.evaluation import evaluate
 
     model, tok = encoder()
-    runtime = get_runtime("lite", seed=0)
+    runtime, _ = setup("lite", seed=0)  # seeded, as a lesson is
     train = make_loader(tokenize(sst2(folder, "train", n), tok, max_length=128), tok, batch_size=16, shuffle=True)
     dev = make_loader(tokenize(sst2(folder, "dev"), tok, max_length=128), tok, batch_size=64, shuffle=False)
     start = time.perf_counter()
@@ -236,7 +237,7 @@ def flops(repeats: int) -> dict:
 
 def lessons(run: bool) -> dict:
     """Wall time of every solution notebook, smoke and lite, against its budget."""
-    from ftlib.course import budget, run_notebooks
+    from tools.course import budget, run_notebooks
 
     result = {}
     for profile in ("smoke", "lite"):

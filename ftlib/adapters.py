@@ -70,7 +70,8 @@ def add_adapters(model: nn.Module, bottleneck: int = 64, *, points=None, train_a
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.Linear) and any(re.fullmatch(p, name) for p in points):
             parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, WithAdapter(module, Adapter(module.out_features, bottleneck)))
+            adapter = Adapter(module.out_features, bottleneck).to(module.weight.device)  # where the model is
+            setattr(model.get_submodule(parent), child, WithAdapter(module, adapter))
             wrapped.append(name)
     if not wrapped:
         raise ValueError(f"no layer matches {list(points)}: check the names with model.named_modules()")

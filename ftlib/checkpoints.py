@@ -6,6 +6,11 @@ state, the random-number state and a small JSON of progress. It is written under
 temporary name and renamed when complete; only then is the one-line pointer file
 ``latest`` replaced, again by an atomic rename. A run killed at any instant leaves
 ``latest`` naming a complete checkpoint.
+
+When part of the model is frozen (head, freeze:K, adapter, LoRA), the weights file holds
+only what training changes: the trainable parameters and the buffers. The frozen
+pretrained weights are not copied into every checkpoint; resuming rebuilds them from
+their source (whose hash ``ftlib.models`` checks) and then loads the rest.
 """
 from __future__ import annotations
 
@@ -16,9 +21,14 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors import safe_open
+from safetensors.torch import load_file, load_model, save_file, save_model
 
-__all__ = ["CheckpointError", "Checkpointer"]
+from .files import share
+
+__all__ = ["CheckpointError", "Checkpointer", "load_weights", "save_weights", "training_state"]
+
+_LEAN = {"ftlib": "trained-only"}  # safetensors metadata of a file without the frozen weights
 
 
 class CheckpointError(RuntimeError):
@@ -40,6 +50,44 @@ def _write_json(path: Path, data) -> None:
         os.fsync(f.fileno())
 
 
+def training_state(model) -> dict[str, torch.Tensor]:
+    """What training changes: the trainable parameters and the (persistent) buffers, by state_dict name."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    buffers = {n for n, _ in model.named_buffers()}
+    # Buffers are cloned: some share memory with one another, which safetensors refuses to save.
+    return {k: (v.detach() if k in trainable else v.detach().clone()).contiguous()
+            for k, v in model.state_dict().items() if k in trainable | buffers}
+
+
+def save_weights(model, path: str | Path) -> None:
+    """The whole model if everything trains, else only :func:`training_state` (marked as such)."""
+    if all(p.requires_grad for p in model.parameters()):
+        save_model(model, str(path))
+    else:
+        save_file(training_state(model), str(path), metadata=_LEAN)
+
+
+def load_weights(model, path: str | Path, device: str) -> None:
+    """Load a file written by :func:`save_weights` into `model`; a file of another model is a CheckpointError."""
+    path = Path(path)
+    with safe_open(str(path), framework="pt") as f:
+        lean = (f.metadata() or {}).get("ftlib") == _LEAN["ftlib"]
+    fix = "resume with the same model and method, or start afresh in an empty checkpoint_dir"
+    if not lean:
+        try:
+            load_model(model, str(path), device=str(device))
+        except RuntimeError as err:
+            raise CheckpointError(f"the checkpoint in {path.parent} was saved from a different model "
+                                  f"({str(err).splitlines()[0]}); {fix}") from None
+        return
+    saved, expected = load_file(str(path), device=str(device)), training_state(model)
+    wrong = sorted(set(saved) ^ set(expected)) or [k for k in saved if saved[k].shape != expected[k].shape]
+    if wrong:
+        raise CheckpointError(f"the checkpoint in {path.parent} was saved from a different model or method "
+                              f"({len(wrong)} tensors differ, e.g. {wrong[0]}); {fix}")
+    model.load_state_dict(saved, strict=False)
+
+
 class Checkpointer:
     """Saves and restores training state in `directory`; keeps the newest checkpoint only."""
 
@@ -59,11 +107,12 @@ class Checkpointer:
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.directory))
         try:
-            save_model(model, str(tmp / "model.safetensors"))
+            save_weights(model, tmp / "model.safetensors")
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "scaler": scaler.state_dict() if scaler else None, "rng": _rng_state()},
                        tmp / "trainer.pt")
             _write_json(tmp / "state.json", state)
+            share(tmp)  # mkdtemp and safetensors make owner-only files; a shared run folder needs more
             final = self.directory / name
             if final.exists():
                 shutil.rmtree(final)
@@ -88,13 +137,7 @@ class Checkpointer:
         path = self.latest()
         if path is None:
             raise CheckpointError(f"no checkpoint in {self.directory} to resume from")
-        try:
-            load_model(model, str(path / "model.safetensors"), device=str(device))
-        except RuntimeError as err:
-            raise CheckpointError(
-                f"the checkpoint in {path} was saved from a different model ({str(err).splitlines()[0]}); "
-                "resume with the same model, or start afresh in an empty checkpoint_dir"
-            ) from None
+        load_weights(model, path / "model.safetensors", device)
         trainer = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(trainer["optimizer"])
         scheduler.load_state_dict(trainer["scheduler"])
@@ -107,14 +150,15 @@ class Checkpointer:
         best = self.directory / "best"
         best.mkdir(parents=True, exist_ok=True)
         tmp = best / "model.safetensors.tmp"
-        save_model(model, str(tmp))
+        save_weights(model, tmp)
+        share(tmp)
         os.replace(tmp, best / "model.safetensors")
 
     def load_best(self, model, device: str) -> bool:
         path = self.directory / "best" / "model.safetensors"
         if not path.exists():
             return False
-        load_model(model, str(path), device=str(device))
+        load_weights(model, path, device)
         return True
 
 

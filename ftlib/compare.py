@@ -10,7 +10,7 @@ what a choice between methods turns on:
     trainable, total     parameter counts after the method is applied
     train_seconds        wall-clock seconds of ``fit`` (validation passes included)
     peak_memory_bytes    the most memory training took above what the loaded model held
-                         (``ftlib.memory.PeakMemory``: GPU memory, or the process's RSS on a CPU)
+                         (``ftlib.peak_memory.PeakMemory``: GPU memory, or the process's RSS on a CPU)
     checkpoint_bytes     the weights ``ftlib.methods.save_finetuned`` wrote
 
 The same runs work from the command line (``python -m ftlib finetune``);
@@ -28,7 +28,8 @@ from pathlib import Path
 from .data import make_loader, tokenize
 from .evaluation import evaluate
 from .methods import apply_method, check_method, save_finetuned
-from .models import count_parameters, load_text_classifier, load_tokenizer
+from .freezing import count_parameters
+from .models import load_text_classifier, load_tokenizer
 from .runtime import seed_everything
 from .training import TrainConfig, fit
 
@@ -57,7 +58,7 @@ def method_settings(method: str, *, adapter_size: int = 64, lora_r: int = 8, lor
 
 def _run_one(method, loaders, *, source, labels, runtime, config, folder, seed, settings) -> dict:
     """Fine-tune a freshly loaded model with `method` and measure it: one row of the table."""
-    from .memory import PeakMemory, release_freed_memory  # lesson 01's memory meter
+    from .peak_memory import PeakMemory, release_freed_memory  # lesson 01's memory meter
 
     release_freed_memory()  # what the previous run freed should not count against this one
     seed_everything(seed)  # the same new head and the same dropout masks for every method

@@ -22,6 +22,7 @@ from transformers import DataCollatorWithPadding
 __all__ = [
     "DataError",
     "check_classes",
+    "count_truncated",
     "LengthGroupedBatchSampler",
     "label_names",
     "load_image",
@@ -29,7 +30,9 @@ __all__ = [
     "make_loader",
     "prepare_classification",
     "qa_to_text",
+    "require_column",
     "stratified_split",
+    "unseen_labels",
     "tokenize",
 ]
 
@@ -40,13 +43,23 @@ class DataError(ValueError):
     """The data does not have the shape the task needs; the message says how to fix it."""
 
 
+def _no_duplicate_keys(path: Path, number: int):
+    def hook(pairs):
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise DataError(f"{path} line {number} has the field {twice[0]!r} twice: keep one of them")
+        return dict(pairs)
+    return hook
+
+
 def _parse_json_lines(path: Path, text: str) -> list[dict]:
     rows = []
     for number, line in enumerate(text.split("\n"), start=1):  # only \n ends a JSON line
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_no_duplicate_keys(path, number))
         except json.JSONDecodeError as err:
             raise DataError(f"{path} line {number} is not valid JSON ({err.msg}): fix or remove it") from None
         if not isinstance(row, dict):
@@ -76,6 +89,12 @@ def _read_rows(path: Path) -> list[dict]:
         return _parse_json_lines(path, text)
     dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if path.suffix == ".tsv" else {}
     reader = csv.DictReader(io.StringIO(text, newline=""), **dialect)  # keeps line breaks inside quotes
+    header = [name.strip() for name in reader.fieldnames or []]
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:  # DictReader would silently keep the last of them
+        raise DataError(f"{path} has the column {twice[0]!r} more than once in its header: rename or remove "
+                        "the duplicate")
+    reader.fieldnames = header  # 'text ' and ' label' from a hand-edited header mean 'text' and 'label'
     rows = [row for row in reader if any((v or "").strip() for v in row.values())]
     if any(None in row for row in rows):
         raise DataError(f"{path} has a row with more fields than the header: check the delimiter and quoting")
@@ -99,7 +118,8 @@ def load_table(source: str | Path, *, split: str = "train") -> Dataset:
     return load_dataset(str(source), split=split)
 
 
-def _require_column(ds: Dataset, column: str, role: str) -> None:
+def require_column(ds: Dataset, column: str, role: str) -> None:
+    """A DataError naming the closest column when `column` is missing; `role` names the flag (--text-column)."""
     if column in ds.column_names:
         return
     close = difflib.get_close_matches(column, ds.column_names, n=1)
@@ -123,39 +143,52 @@ def label_names(tables, label_column: str = "label") -> list[str]:
     """The sorted label set found across several tables (e.g. train, validation and test files)."""
     values = []
     for ds in tables:
-        _require_column(ds, label_column, "label")
+        require_column(ds, label_column, "label")
         values += [str(v).strip() for v in ds[label_column] if v is not None and str(v).strip()]
     return _sorted_labels(values)
 
 
 def prepare_classification(
-    ds: Dataset, text_column: str = "text", label_column: str = "label", labels: list[str] | None = None
+    ds: Dataset, text_column: str = "text", label_column: str = "label", labels: list[str] | None = None,
+    *, source=None,
 ) -> tuple[Dataset, list[str]]:
     """Check a classification table and return it as ``text`` + integer ``label``, with the label names.
 
-    Labels may be strings ('positive') or integers (0, 1). Without `labels`, the label set
-    is every distinct value, sorted; with it, any other value is an error.
+    Labels may be strings ('positive') or integers (0, 1); spaces around them are dropped. Without
+    `labels`, the label set is every distinct value, sorted; with it, any other value is an error.
+    A blank text or label is an error naming its row (1 = the first example) and `source`, the file.
     """
-    _require_column(ds, text_column, "text")
-    _require_column(ds, label_column, "label")
+    require_column(ds, text_column, "text")
+    require_column(ds, label_column, "label")
     if len(ds) == 0:
         raise DataError("the dataset has no examples: check the file and any filtering before this step")
     raw = [str(v).strip() if v is not None else "" for v in ds[label_column]]
     texts = ds[text_column]
+    where = f"{source}: " if source else ""
     for i, (text, value) in enumerate(zip(texts, raw)):
         if value == "":
-            raise DataError(f"example {i} has an empty {label_column!r}: every example needs a label")
+            raise DataError(f"{where}example {i + 1} has an empty {label_column!r}: every example needs a label")
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"example {i} has an empty {text_column!r}: remove it or fill it in")
+            raise DataError(f"{where}example {i + 1} has an empty {text_column!r}: remove it or fill it in")
     if labels is None:
         labels = _sorted_labels(raw)
     unknown = sorted(set(raw) - set(labels))
     if unknown:
         raise DataError(
-            f"labels {unknown[:5]} are not in the label set {labels}: fix the data or the label list"
+            f"{where}labels {unknown[:5]} are not in the label set {labels}: fix the data or the label list"
         )
     index = {name: i for i, name in enumerate(labels)}
     return Dataset.from_dict({"text": list(texts), "label": [index[v] for v in raw]}), list(labels)
+
+
+def unseen_labels(ds: Dataset, label_column: str, known) -> list[str]:
+    """The labels of `ds` (stripped) that are not in `known`, e.g. an eval label that training never had."""
+    return _sorted_labels({str(v).strip() for v in ds[label_column] if v is not None and str(v).strip()} - set(known))
+
+
+def count_truncated(texts, tokenizer, max_length: int) -> int:
+    """How many of `texts` are longer than `max_length` tokens (special tokens included), so get cut."""
+    return sum(len(ids) > max_length for ids in tokenizer(list(texts), verbose=False)["input_ids"])
 
 
 def check_classes(ds: Dataset, what: str, num_labels: int) -> None:
@@ -293,3 +326,29 @@ def load_image(path: str | Path):
 def qa_to_text(record: dict) -> str:
     """A question-answer record as training text, in the course's plain format."""
     return f"Q: {record['question'].strip()}\nA: {record['answer'].strip()}"
+
+
+def write_table(path: str | Path, rows: list[dict], columns: list[str]) -> Path:
+    """Write `rows` as .csv, .tsv, .jsonl or .json (by the suffix), atomically, with the umask's permissions."""
+    from .files import write_text_atomic
+
+    path = Path(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise DataError(f"{path}: cannot write {path.suffix!r} files; end the name with one of "
+                        f"{', '.join(TABLE_SUFFIXES)}")
+    if path.suffix == ".jsonl":
+        text = "".join(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n" for row in rows)
+    elif path.suffix == ".json":
+        text = json.dumps([{c: row.get(c) for c in columns} for row in rows], ensure_ascii=False, indent=1)
+    else:
+        buffer = io.StringIO()
+        dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "quotechar": None} if path.suffix == ".tsv" else {}
+        writer = csv.writer(buffer, lineterminator="\n", **dialect)
+        try:
+            writer.writerow(columns)
+            writer.writerows([["" if row.get(c) is None else row.get(c) for c in columns] for row in rows])
+        except csv.Error:  # a tab or a line break inside a cell: TSV has no quoting to hold it
+            raise DataError(f"{path}: a cell holds a tab or a line break, which TSV cannot hold: write .csv "
+                            "or .jsonl instead") from None
+        text = buffer.getvalue()
+    return write_text_atomic(path, text)

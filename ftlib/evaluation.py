@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .runtime import model_device, move_to
+
 __all__ = ["classification_metrics", "confusion_matrix", "evaluate", "predict",
            "predict_proba", "seed_summary", "worst_errors"]
 
@@ -39,11 +41,14 @@ def classification_metrics(y_true, y_pred, num_labels: int | None = None) -> dic
 
 @torch.no_grad()
 def evaluate(model, loader, runtime) -> dict[str, float]:
-    """Mean loss over `loader`, plus classification metrics when the model classifies."""
-    model.eval()
+    """Mean loss over `loader`, plus classification metrics when the model classifies.
+
+    Runs on ``runtime.device`` (the model is moved there if it is elsewhere), like ``fit``.
+    """
+    model.to(runtime.device).eval()
     loss_sum, count, preds, labels = 0.0, 0, [], []
     for batch in loader:
-        batch = {k: v.to(runtime.device) for k, v in batch.items()}
+        batch = move_to(batch, model_device(model))
         with runtime.autocast():
             out = model(**batch)
         n = batch["labels"].shape[0]
@@ -60,12 +65,12 @@ def evaluate(model, loader, runtime) -> dict[str, float]:
 
 @torch.no_grad()
 def predict(model, tokenizer, texts: list[str], runtime, *, batch_size: int = 32, max_length: int = 128):
-    """Predicted label names and their probabilities for a list of texts, in order."""
-    model.eval()
+    """Predicted label names and their probabilities for a list of texts, in order, computed on ``runtime.device``."""
+    model.to(runtime.device).eval()
     labels, probs = [], []
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length,
-                        padding=True, return_tensors="pt").to(runtime.device)
+        enc = move_to(tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length,
+                                padding=True, return_tensors="pt"), model_device(model))
         with runtime.autocast():
             p = model(**enc).logits.float().softmax(-1)
         best = p.max(-1)
@@ -88,11 +93,12 @@ def predict_proba(model, loader, runtime) -> tuple[torch.Tensor, torch.Tensor]:
 
     Introduced in lesson 07. Rows come back in the dataset's order, even when the loader
     groups batches by length, so that row i belongs to example i (its text, its domain).
+    Computed on ``runtime.device``; the results come back on the CPU.
     """
-    model.eval()
+    model.to(runtime.device).eval()
     probs, labels = [], []
     for batch in loader:
-        batch = {k: v.to(runtime.device) for k, v in batch.items()}
+        batch = move_to(batch, model_device(model))
         with runtime.autocast():
             logits = model(**batch).logits
         probs.append(logits.float().softmax(-1).cpu())

@@ -11,14 +11,30 @@ Ruder 2018, ULMFiT) are both expressed in these groups.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from .models import count_parameters
-
-__all__ = ["HEADS", "discriminative_lrs", "freeze_all_but_head", "freeze_bottom", "keep_frozen_batchnorm_in_eval",
-           "layer_groups", "set_trainable", "transformer_blocks", "unfreeze_all", "unfreeze_top"]
+__all__ = ["HEADS", "changed_weights", "count_parameters", "trained_state_dict", "discriminative_lrs", "freeze_all_but_head", "freeze_bottom", "keep_frozen_batchnorm_in_eval",
+           "layer_groups", "set_trainable", "transformer_blocks", "unfreeze_all", "unfreeze_top", "weights_snapshot"]
 
 HEADS = ("classifier", "pre_classifier")
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; tied weights are counted once."""
+    seen, trainable, total = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return trainable, total
+
+
+def trained_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Only the parameters that train (a head, adapters, LoRA matrices): all a fine-tune needs to save."""
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
 
 
 def transformer_blocks(model: nn.Module) -> nn.ModuleList:
@@ -170,3 +186,22 @@ def keep_frozen_batchnorm_in_eval(model: nn.Module) -> int:
                 module._ftlib_frozen_bn_hook = True
             count += 1
     return count
+
+
+# --- What changed (lessons 04-06, and the tests) -------------------------------------------
+def weights_snapshot(model: nn.Module, *, trainable_only: bool = False) -> dict[str, torch.Tensor]:
+    """Copies of `model`'s weights on the CPU, wherever the model is, to compare with later.
+
+    With ``trainable_only``: only what training can change (trainable parameters and
+    buffers such as BatchNorm statistics), a small fraction of a frozen or LoRA model.
+    """
+    keep = None
+    if trainable_only:
+        keep = {n for n, p in model.named_parameters() if p.requires_grad} | {n for n, _ in model.named_buffers()}
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if keep is None or k in keep}
+
+
+def changed_weights(model: nn.Module, snapshot: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the weights that differ from `snapshot` (from :func:`weights_snapshot`), compared on the CPU."""
+    now = model.state_dict()
+    return sorted(k for k, before in snapshot.items() if not torch.equal(before, now[k].detach().cpu()))

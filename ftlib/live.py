@@ -1,4 +1,4 @@
-"""A live training view: loss and metric curves that redraw in place while ``fit`` runs.
+"""What you see while ``fit`` runs: curves that redraw in place, a progress bar, a line per epoch.
 
 Introduced in lesson 00. In JupyterLab and Colab, ``fit`` shows one figure under the
 cell and replaces it as training goes: the training loss every few optimizer steps, and
@@ -17,7 +17,7 @@ import time
 
 from .plots import OKABE_ITO
 
-__all__ = ["LiveView"]
+__all__ = ["LiveView", "TrainingReport"]
 
 
 class LiveView:
@@ -84,3 +84,64 @@ class LiveView:
         else:
             self._handle.update(html)
         self._last_draw = time.monotonic()
+
+
+class TrainingReport:
+    """What a person sees while ``fit`` runs: the GPU pre-flight, a progress bar, the live view, a line per epoch.
+
+    Headless (tests, scripts, the course's notebook runner) there is no bar and no figure; under
+    torchrun only the main process reports.
+    """
+
+    def __init__(self, model, loader, runtime, config):
+        from .distributed import is_main
+        from .runtime import interactive
+
+        self.verbose = config.progress and is_main()
+        self.epochs, self.monitor, self.n_batches = config.epochs, config.monitor, len(loader)
+        self.show_bar = self.verbose and interactive()
+        self.live, self.bar = None, None
+        if self.verbose and runtime.device == "cuda":
+            from .oom import preflight
+
+            print(preflight(model, loader, runtime))
+        if self.show_bar and _has_ipython_display():  # curves in place in Jupyter and Colab
+            metric = self.monitor.removeprefix("eval_") if self.monitor != "eval_loss" else "accuracy"
+            self.live = LiveView(total_epochs=self.epochs, metric=metric)
+
+    def step(self, at, loss: float) -> None:
+        """After each optimizer step: the bar moves, the live view gets the loss."""
+        if self.bar is None and self.show_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.n_batches, leave=False,
+                            desc=f"epoch {at.epoch + 1}/{self.epochs}")
+        if self.bar is not None:
+            self.bar.update(at.batch - self.bar.n)
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+        if self.live is not None:
+            self.live.step(at.step, loss)
+
+    def epoch(self, record: dict) -> None:
+        """After each epoch: the bar closes, the live view redraws, one line is printed."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.live is not None:
+            self.live.epoch(record)
+        if self.verbose:
+            shown = ["train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"]
+            parts = [f"{k} {record[k]:.4f}" for k in shown if k in record]
+            print(f"epoch {record['epoch']}/{self.epochs}: " + "  ".join(parts) + f"  ({record['seconds']:.0f} s)")
+
+    def restored(self, best_epoch: int | None, epochs_run: int) -> None:
+        if self.verbose and best_epoch is not None and best_epoch != epochs_run:
+            print(f"Restored the weights of epoch {best_epoch} (best {self.monitor}).")
+
+
+def _has_ipython_display() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None

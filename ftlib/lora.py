@@ -38,8 +38,9 @@ class LoRALinear(nn.Module):
             raise ValueError(f"LoRA rank r must be at least 1, got {r}: typical values are 4 to 64")
         self.base = base
         self.base.requires_grad_(False)
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))  # zero: the update starts at 0
+        device = base.weight.device  # next to the weight it updates (a GPU, if the model is already there)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=device))  # zero: the update starts at 0
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.dropout = nn.Dropout(dropout)
         self.r, self.alpha, self.scaling = r, alpha, alpha / r

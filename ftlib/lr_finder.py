@@ -16,8 +16,9 @@ from typing import NamedTuple
 
 import torch
 
+from .optim import adamw
 from .runtime import Runtime
-from .training import adamw
+from .training import train_step
 
 __all__ = ["LRFinderResult", "find_lr", "suggest_lr"]
 
@@ -85,16 +86,20 @@ def find_lr(model, loader, runtime: Runtime, *, start_lr: float = 1e-7, end_lr: 
         raise ValueError("the model has no trainable parameters: unfreeze something before finding a learning rate")
     model.to(runtime.device)
     saved_model = copy.deepcopy(model.state_dict())
-    saved_optimizer = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
+    saved_optimizer = None
+    if optimizer is not None:
+        saved_optimizer = copy.deepcopy(optimizer.state_dict())
+        optimizer.load_state_dict(copy.deepcopy(saved_optimizer))  # its moments follow the parameters to the device
     was_training = model.training
     devices = [torch.cuda.current_device()] if runtime.device.startswith("cuda") else []
     try:
         with torch.random.fork_rng(devices=devices):  # the finder's dropout draws leave no trace
             opt = optimizer or adamw(params, lr=start_lr, weight_decay=weight_decay)
-            lrs, losses = _range_test(model, loader, opt, params, runtime, start_lr, end_lr, num_steps, beta,
+            lrs, losses = _range_test(model, loader, opt, runtime, start_lr, end_lr, num_steps, beta,
                                       diverge, max_grad_norm)
     finally:
         model.load_state_dict(saved_model)
+        model.zero_grad(set_to_none=True)  # no gradient of the test is left for a later step
         if optimizer is not None:
             optimizer.load_state_dict(saved_optimizer)
         model.train(was_training)
@@ -104,32 +109,25 @@ def find_lr(model, loader, runtime: Runtime, *, start_lr: float = 1e-7, end_lr: 
     return LRFinderResult(lrs, losses, suggest_lr(lrs, losses))
 
 
-def _range_test(model, loader, optimizer, params, runtime, start_lr, end_lr, num_steps, beta, diverge,
+def _range_test(model, loader, optimizer, runtime, start_lr, end_lr, num_steps, beta, diverge,
                 max_grad_norm):
-    """The finder's loop: one optimizer step per batch, each at a higher rate."""
+    """The finder's loop: one optimizer step per batch (``fit``'s ``train_step``), each at a higher rate."""
     scaler = runtime.grad_scaler()
     model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = start_lr
+    growth = end_lr / start_lr  # the rate of step i is start_lr * growth ** (i / (num_steps - 1)): a schedule
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: growth ** (i / (num_steps - 1)))
     batches = itertools.chain.from_iterable(itertools.repeat(loader))  # cycle when the data is short
     lrs, losses, average, best = [], [], 0.0, math.inf
     for step, batch in zip(range(num_steps), batches):
-        lr = start_lr * (end_lr / start_lr) ** (step / (num_steps - 1))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = {k: v.to(runtime.device) for k, v in batch.items()}
-        with runtime.autocast():
-            loss = model(**batch).loss
-        if not torch.isfinite(loss):
+        lr = scheduler.get_last_lr()[0]
+        try:
+            loss = train_step(model, [(batch, 1.0)], optimizer, scheduler, runtime, scaler=scaler,
+                              max_grad_norm=max_grad_norm)
+        except FloatingPointError:  # the loss is no longer a number: far past the useful rates
             break
-        (scaler.scale(loss) if scaler else loss).backward()
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        scaler.step(optimizer) if scaler is not None else optimizer.step()
-        if scaler is not None:
-            scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        average = beta * average + (1 - beta) * loss.item()
+        average = beta * average + (1 - beta) * loss
         smoothed = average / (1 - beta ** (step + 1))  # bias correction: early averages start at 0
         lrs.append(lr)
         losses.append(smoothed)

@@ -15,7 +15,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -24,18 +23,17 @@ from transformers import (
 )
 
 from .catalog import ModelSource
+from .freezing import count_parameters, trained_state_dict  # noqa: F401 (used here; their home is freezing)
 
 __all__ = [
     "IntegrityError",
     "cache_dir",
-    "count_parameters",
     "load_causal_lm",
     "load_text_classifier",
     "load_tokenizer",
     "publish_cache",
     "resolve",
     "sha256_file",
-    "trained_state_dict",
 ]
 
 
@@ -146,23 +144,6 @@ def load_tokenizer(source: ModelSource):
         _verify(gguf_path, source.sha256)
         return AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=source.filename)
     return AutoTokenizer.from_pretrained(resolve(source), revision=source.revision)
-
-
-def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts; tied weights are counted once."""
-    seen, trainable, total = set(), 0, 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return trainable, total
-
-
-def trained_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Only the parameters that train (a head, adapters, LoRA matrices): all a fine-tune needs to save."""
-    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
 
 
 def _check_tokenizer(model, tokenizer) -> None:

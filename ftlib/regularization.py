@@ -2,7 +2,7 @@
 
 Introduced in lesson 08. Weight decay and the learning rate are ``TrainConfig`` fields,
 fewer trainable parameters are ``ftlib.methods.apply_method``, image augmentation is
-``ftlib.vision.augment``; what is left is here:
+``ftlib.images.augment``; what is left is here:
 
 - `set_dropout` changes the drop probability of every dropout layer of a loaded model
   (the value in ``model.config`` is read only when the model is built, so changing the

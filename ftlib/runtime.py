@@ -6,6 +6,7 @@ passed down as a :class:`Runtime`; no other module looks at the hardware.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import platform
 import random
@@ -23,6 +24,8 @@ __all__ = [
     "env_stamp",
     "get_runtime",
     "interactive",
+    "model_device",
+    "move_to",
     "profile_name",
     "seed_everything",
 ]
@@ -95,6 +98,25 @@ class Runtime:
         return env_stamp(self)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device `model` computes on (that of its first parameter or buffer): where its inputs must be.
+
+    The course's rule, from lesson 00 on: inputs follow the model. Every ``ftlib`` helper that
+    takes a model moves the tensors it builds there, so that a lesson works the same on a CPU
+    and on a GPU.
+    """
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def move_to(batch, device):
+    """`batch` (a dict of tensors, a tokenizer's ``BatchEncoding`` or a tensor) with every tensor on `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 def interactive() -> bool:
     """True in a live Jupyter kernel (widgets, progress bars) or at a terminal; False when headless.
 
@@ -121,14 +143,13 @@ def seed_everything(seed: int) -> None:
 
 
 def get_runtime(profile: str | None = None, *, seed: int = 0, device: str | None = None) -> Runtime:
-    """Decide profile, device and precision once, seed everything, and return them.
+    """Decide profile, device and precision once, and return them; `seed` is recorded, not applied.
 
-    Lesson 00 calls this in its setup cell and prints ``runtime.stamp()``.
+    Lessons call ``ftlib.setup()``, which also seeds the random generators; ``seed_everything``
+    does that on its own.
     """
-    name = profile_name(profile)
     device = device or detect_device()
-    seed_everything(seed)
-    return Runtime(profile=name, device=device, precision=choose_precision(device), seed=seed)
+    return Runtime(profile=profile_name(profile), device=device, precision=choose_precision(device), seed=seed)
 
 
 def _version(package: str) -> str:

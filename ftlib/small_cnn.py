@@ -1,7 +1,7 @@
 """The course's small CNN: the lite profile's image backbone, pre-trained once and cached.
 
-Introduced in lesson 03 (replacing the head); lessons 04 and 08 train it too. Import it
-from :mod:`ftlib.vision`, which also holds its data. The backbone is pre-trained on the
+Introduced in lesson 03 (replacing the head); lessons 04 and 08 train it too, through
+:mod:`ftlib.vision`; its data is in :mod:`ftlib.images`. The backbone is pre-trained on the
 source task (the digits 0-4, with strong random distortions) with the recipe in the
 catalog's ``ModelSource.config``, and saved once under ``cache_dir()`` with a manifest
 holding its sha256, written under a temporary name and renamed (as the GGUF cache in
@@ -83,7 +83,7 @@ def _pretrain(source: ModelSource) -> tuple[SmallCNN, dict]:
     """Train a SmallCNN on the source task (digits 0-4) with the recipe in ``source.config``."""
     from .runtime import Runtime
     from .training import TrainConfig, fit
-    from .vision import SCAN, SOURCE_LABELS, ImageProcessor, image_dataset, make_image_loader
+    from .images import SCAN, SOURCE_LABELS, ImageProcessor, image_dataset, make_image_loader
 
     recipe = source.config
     data = image_dataset("train", task="source")

@@ -17,3 +17,12 @@ def _no_profile_leak(monkeypatch):
     monkeypatch.delenv("FTLIB_PROFILE", raising=False)
     monkeypatch.delenv("FTLIB_STRICT", raising=False)
     monkeypatch.setenv("FTLIB_HEADLESS", "1")
+
+
+if os.environ.get("FTLIB_EMULATE_GPU"):  # the whole suite as on a T4 (tests/emulated_gpu.py)
+    @pytest.fixture(autouse=True)
+    def _emulated_gpu():
+        import emulated_gpu
+
+        with emulated_gpu.emulate_gpu():
+            yield

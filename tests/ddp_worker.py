@@ -17,12 +17,13 @@ from safetensors.torch import save_file  # noqa: E402
 import tiny  # noqa: E402
 from ftlib.data import make_loader, tokenize  # noqa: E402
 from ftlib.distributed import cleanup, setup_distributed, unwrap, wrap  # noqa: E402
-from ftlib.runtime import get_runtime  # noqa: E402
+from ftlib.runtime import get_runtime, seed_everything  # noqa: E402
 from ftlib.training import TrainConfig, fit  # noqa: E402
 
 torch.set_num_threads(1)
 out, batch_size = sys.argv[1], int(sys.argv[2])
 runtime = get_runtime("smoke", seed=0)
+seed_everything(0)  # dropout draws from the global generator: the same in every run
 dist = setup_distributed(runtime)
 tok = tiny.tokenizer()
 train = make_loader(tokenize(tiny.dataset(128), tok, max_length=32), tok, batch_size=batch_size, shuffle=True,

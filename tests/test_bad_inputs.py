@@ -108,6 +108,10 @@ API_CASES = {
     "non-UTF-8 text": (lambda t, m: data.load_table(write(t, "u.csv", b"text,label\n\xff\xfe,1\n", "wb")), "not UTF-8"),
     "unsupported file type": (lambda t, m: data.load_table(write(t, "x.xlsx", "PK")), "unsupported file type"),
     "too many fields in a row": (lambda t, m: data.load_table(write(t, "f.csv", "text,label\na,b,c\n")), "more fields"),
+    "duplicate column names": (lambda t, m: data.load_table(write(t, "d.csv", "text,label,text\na,b,c\n")), "'text' more than once"),
+    "duplicate JSONL field": (lambda t, m: data.load_table(write(t, "d.jsonl", '{"text": "a", "text": "b"}\n')), "'text' twice"),
+    "blank text names its row and file": (lambda t, m: data.prepare_classification(table(text=["a", ""], label=["x", "y"]), source="f.csv"), "f.csv: example 2 has an empty 'text'"),
+    "TSV output with a tab in a cell": (lambda t, m: data.write_table(t / "o.tsv", [{"text": "a\tb"}], ["text"]), "TSV cannot hold"),
     "misspelt text column": (lambda t, m: data.prepare_classification(table(**GOOD), "txt"), "did you mean 'text'"),
     "missing label column": (lambda t, m: data.prepare_classification(table(text=["a"]), "text", "label"), "no label column"),
     "label outside the label set": (lambda t, m: data.prepare_classification(table(**GOOD), labels=["positive", "neutral"]), "not in the label set"),
@@ -167,6 +171,10 @@ CLI_CASES = {
     "--max-train 0": (["--max-train", "0"], "--max-train must be at least 1"),
     "--epochs 0": (["--epochs", "0"], "must be at least 1"),
     "malformed JSONL eval file": (["--eval", "BADJSONL"], "is not valid JSON"),
+    "eval label never seen in training": (["--eval", "UNSEEN"], "'neutral'] that never appear in the training file"),
+    "duplicate column in the training file": (["--train", "DUPCOL"], "more than once"),
+    "blank text in the training file": (["--train", "BLANK"], "blank.csv: example 3 has an empty 'text'"),
+    "--merge with adapters": (["--method", "adapter", "--merge", ""], "--merge does not apply to --method adapter"),
 }
 
 
@@ -175,11 +183,14 @@ def test_command_line_bad_input(case, tmp_path):
     rows = [("good", "positive"), ("bad", "negative")] * 3
     files = {"TRAIN": _csv(tmp_path, "train.csv", rows), "EVAL": _csv(tmp_path, "eval.csv", rows),
              "EMPTY": write(tmp_path, "empty.csv", ""), "ONECLASS": _csv(tmp_path, "one.csv", rows[:1] * 4),
-             "MISSING": tmp_path / "missing.csv", "BADJSONL": write(tmp_path, "bad.jsonl", '{"text": "a", \n')}
+             "MISSING": tmp_path / "missing.csv", "BADJSONL": write(tmp_path, "bad.jsonl", '{"text": "a", \n'),
+             "UNSEEN": _csv(tmp_path, "unseen.csv", rows + [("so-so", "neutral")]),
+             "DUPCOL": _csv(tmp_path, "dup.csv", rows, header="text,label,label"),
+             "BLANK": _csv(tmp_path, "blank.csv", rows[:2] + [(" ", "positive")] + rows[2:])}
     args = {"--train": "TRAIN", "--eval": "EVAL", "--profile": "smoke"}
     extra, words = CLI_CASES[case]
     args.update(dict(zip(extra[::2], extra[1::2])))
-    argv = [x for k, v in args.items() for x in (k, str(files.get(v, v)))]
+    argv = [x for k, v in args.items() for x in ((k, str(files.get(v, v))) if v else (k,))]
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "ftlib", "finetune", "--task", "text-classification", *argv,
                            "--out", str(out)], capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""})

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlib import book
+from tools import book
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -119,7 +119,7 @@ def test_lesson_00_runs_in_jupyterlab_with_quiz_widgets_and_live_training_view(b
 def test_course_site_front_page_shows_the_lesson_table(browser, tmp_path):
     builder = ROOT / ".venv-site" / "bin" / "jupyter-book"
     need(builder, "the site builder")
-    from ftlib.book import write_book
+    from tools.book import write_book
 
     book = write_book(tmp_path / "book")
     subprocess.run([str(builder), "build", "--quiet", str(book)], check=True, timeout=900,

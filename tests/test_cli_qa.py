@@ -74,3 +74,25 @@ def test_text_classification_keeps_full_as_its_default_method():
     args = cli.build_parser().parse_args(["finetune", "--task", "text-classification", "--train", "a.csv",
                                           "--eval", "b.csv", "--out", "o"])
     assert args.method is None  # resolved in main: full for text-classification, lora for qa
+
+
+def test_a_qa_run_predicts_evaluates_merges_and_checkpoints_only_lora(files, capsys):
+    from safetensors.torch import load_file
+
+    out = files["tmp"] / "out"
+    assert cli.main(list(map(str, qa_args(files, "--epochs", "2", "--lr", "1e-3", "--merge")))) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["selection"]["chosen_on"] == "eval" and metrics["selection"]["monitor"] == "eval_loss"
+    checkpoint = load_file(out / "checkpoints" / "best" / "model.safetensors")
+    assert checkpoint and all("lora_" in name for name in checkpoint)  # not the frozen causal LM
+    # evaluate rebuilds the same model (the smoke base from its seed): the same scores as training reported
+    assert cli.main(["evaluate", "--model", str(out), "--input", str(files["eval"]), "--quiet"]) == 0
+    report = json.loads((out / "evaluation-eval.json").read_text())
+    assert report["exact_match"] == metrics["eval"]["exact_match"]
+    assert report["token_f1"] == pytest.approx(metrics["eval"]["token_f1"])
+    predicted = files["tmp"] / "answers.jsonl"
+    assert cli.main(["predict", "--model", str(out), "--input", str(files["eval"]), "--out", str(predicted)]) == 0
+    rows = [json.loads(line) for line in predicted.read_text().splitlines()]
+    assert [r["question"] for r in rows] == [q for q, _ in PAIRS] and all("predicted_answer" in r for r in rows)
+    from transformers import AutoModelForCausalLM
+    assert not any("lora" in n for n, _ in AutoModelForCausalLM.from_pretrained(out / "merged").named_parameters())

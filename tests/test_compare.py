@@ -5,7 +5,8 @@ import tiny
 from ftlib import catalog, compare
 from ftlib.data import load_table, prepare_classification
 from ftlib.methods import apply_method
-from ftlib.models import count_parameters, load_text_classifier
+from ftlib.freezing import count_parameters
+from ftlib.models import load_text_classifier
 from ftlib.runtime import get_runtime
 
 METHODS = ["head", "lora", "adapter", "freeze:1", "full"]

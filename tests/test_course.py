@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ftlib import course
+from tools import course
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -38,8 +38,12 @@ def test_lessons_are_up_to_date_with_solutions():
 def test_learner_notebooks_hide_every_solution(path):
     text = path.read_text()
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
-    solution = (ROOT / "solutions" / path.name).read_text()
-    assert solution.count("### BEGIN SOLUTION") == text.count("# YOUR CODE HERE") or "YOUR CODE HERE" in text
+    source = lambda cell: "".join(cell["source"])  # noqa: E731
+    solution_cells = json.loads((ROOT / "solutions" / path.name).read_text())["cells"]
+    learner_cells = json.loads(text)["cells"]
+    assert len(solution_cells) == len(learner_cells)
+    for theirs, ours in zip(solution_cells, learner_cells):  # every solution block became a stub, in its own cell
+        assert ("### BEGIN SOLUTION" in source(theirs)) == ("# YOUR CODE HERE" in source(ours)), source(ours)[:80]
 
 
 @pytest.mark.parametrize("path", SOLUTIONS + LESSONS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -70,7 +74,7 @@ def test_colab_url_is_derived_from_the_repository():
 
 
 def test_timing_report_runs_the_chosen_lessons_and_writes_json_and_markdown(monkeypatch, tmp_path):
-    from ftlib import course
+    from tools import course
 
     ran = []
     monkeypatch.setattr(course, "run_notebook", lambda path, **kw: ran.append(path.name) or 700.0)
@@ -94,7 +98,7 @@ def test_timing_report_runs_the_chosen_lessons_and_writes_json_and_markdown(monk
 def test_executed_notebooks_keep_their_figures(tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from ftlib import course
+    from tools import course
 
     path = tmp_path / "plot.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell("import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4])\nplt.show()")]),
@@ -102,3 +106,8 @@ def test_executed_notebooks_keep_their_figures(tmp_path):
     course.run_notebook(path, profile="smoke", strict=True, out=tmp_path / "out")
     outputs = nbformat.read(tmp_path / "out" / "plot.ipynb", as_version=4).cells[0].outputs
     assert any("image/png" in o.get("data", {}) for o in outputs)  # instructors project the executed copies
+
+
+def test_a_loop_variable_is_not_stubbed_as_a_name_to_define():
+    code = "losses = []\nfor batch in batches:\n    losses.append(step(batch))\ntotal: float = sum(losses)"
+    assert course.stub_solution(code) == "losses = ...  # YOUR CODE HERE\ntotal = ...  # YOUR CODE HERE"

@@ -239,14 +239,14 @@ def test_labels_outside_the_label_set():
 @pytest.mark.parametrize("empty", ["", "   ", None])
 def test_empty_label(empty):
     ds = Dataset.from_dict({"text": ["a", "b"], "label": ["positive", empty]})
-    with pytest.raises(DataError, match=r"example 1 has an empty 'label': every example needs a label"):
+    with pytest.raises(DataError, match=r"example 2 has an empty 'label': every example needs a label"):
         prepare_classification(ds)
 
 
 @pytest.mark.parametrize("empty", ["", "  \n", None])
 def test_empty_text(empty):
     ds = Dataset.from_dict({"text": [empty, "b"], "label": ["positive", "negative"]})
-    with pytest.raises(DataError, match=r"example 0 has an empty 'text': remove it or fill it in"):
+    with pytest.raises(DataError, match=r"example 1 has an empty 'text': remove it or fill it in"):
         prepare_classification(ds)
 
 

@@ -1,5 +1,4 @@
 """ftlib.evaluation additions for lesson 07 (probabilities, worst errors, seed summaries) and the new plots."""
-import math
 import os
 
 import matplotlib

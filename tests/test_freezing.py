@@ -8,9 +8,10 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 import tiny
 from ftlib import freezing
-from ftlib.models import count_parameters
+from ftlib.freezing import count_parameters
 from ftlib.runtime import get_runtime
-from ftlib.training import TrainConfig, _optimizer, fit
+from ftlib.optim import make_optimizer
+from ftlib.training import TrainConfig, fit
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +58,18 @@ def test_discriminative_lrs_fall_by_the_factor_per_block():
 
 def test_group_lrs_reach_the_optimizer_and_default_is_unchanged():
     model = tiny.classifier()
-    plain = _optimizer(model, TrainConfig(lr=1e-3))
+    plain = make_optimizer(model, lr=1e-3)
     assert [g["weight_decay"] for g in plain.param_groups] == [0.01, 0.0]  # as before lesson 04
     rates = freezing.discriminative_lrs(model, 1e-3, factor=2.0)
-    optimizer = _optimizer(model, TrainConfig(lr=1e-3, group_lrs=rates))
+    optimizer = make_optimizer(model, lr=1e-3, group_lrs=rates)
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     for name, params in freezing.layer_groups(model).items():
         assert [lr_of[id(p)] for p in params] == pytest.approx([rates[name]] * len(params)), name
     assert optimizer.param_groups[0]["lr"] == 1e-3  # highest first: the history's "lr" is the head's
-    partial = _optimizer(model, TrainConfig(lr=1e-3, group_lrs={"embeddings": 1e-5}))
+    partial = make_optimizer(model, lr=1e-3, group_lrs={"embeddings": 1e-5})
     assert sorted({g["lr"] for g in partial.param_groups}) == [1e-5, 1e-3]  # unnamed groups use lr
     with pytest.raises(ValueError, match="unknown groups \\['encoder'\\]"):
-        _optimizer(model, TrainConfig(group_lrs={"encoder": 1e-5}))
+        make_optimizer(model, lr=5e-5, group_lrs={"encoder": 1e-5})
 
 
 def test_fit_with_group_lrs_moves_lower_groups_less(tok):
@@ -78,13 +79,13 @@ def test_fit_with_group_lrs_moves_lower_groups_less(tok):
     rates = {"embeddings": 1e-9, "block 0": 1e-9, "block 1": 1e-3, "pooler": 1e-3, "head": 1e-3}
     fit(model, train, runtime=get_runtime("smoke", seed=0),
         config=TrainConfig(epochs=1, lr=1e-3, group_lrs=rates, progress=False))
-    moved = {n: max((p - q).abs().max().item() for p, q in zip(ps, freezing.layer_groups(before)[n]))
+    moved = {n: max((p.detach().cpu() - q).abs().max().item() for p, q in zip(ps, freezing.layer_groups(before)[n]))
              for n, ps in freezing.layer_groups(model).items()}
     assert moved["block 0"] < 1e-6 < moved["block 1"] and moved["embeddings"] < 1e-6
 
 
 class TinyCNN(nn.Module):
-    """Two conv blocks with BatchNorm and a linear head, shaped like ftlib.vision.SmallCNN."""
+    """Two conv blocks with BatchNorm and a linear head, shaped like ftlib.small_cnn.SmallCNN."""
 
     def __init__(self):
         super().__init__()
@@ -110,7 +111,7 @@ def _image_loader():
 
 
 def _running_stats(model):
-    return [b.clone() for n, b in model.named_buffers() if "running" in n]
+    return [b.detach().cpu().clone() for n, b in model.named_buffers() if "running" in n]  # CPU copies: fit may move the model
 
 
 @pytest.mark.parametrize("fix", [False, True])

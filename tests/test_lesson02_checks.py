@@ -107,3 +107,73 @@ def test_lesson02_quiz_is_complete():
     for q in lesson02.QUIZ.questions:
         assert len(q.options) == len(q.explanations) >= 3
     assert "-100" in lesson02.QUIZ.as_text()
+
+
+# Exercise 2: a collate function, against DataCollatorWithPadding.
+import torch  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def collate_setting():
+    import tiny
+    from ftlib.data import tokenize
+
+    tok = tiny.tokenizer()
+    ds = tokenize(tiny.dataset(8), tok, max_length=32)
+    examples = [ds[i] for i in range(4)]
+    assert len({len(e["input_ids"]) for e in examples}) > 1  # the padding shows
+    return examples, tok
+
+
+def learner_collate(examples, tok, *, width=None, mask="right", labels=True, side="right", pad=None):
+    """The exercise as a learner writes it, with the slips the tests need."""
+    width = width or max(len(e["input_ids"]) for e in examples)
+    pad = tok.pad_token_id if pad is None else pad
+    ids, masks = [], []
+    for e in examples:
+        fill = width - len(e["input_ids"])
+        ids.append(e["input_ids"] + [pad] * fill if side == "right" else [pad] * fill + e["input_ids"])
+        masks.append([1] * len(e["input_ids"]) + [0] * fill if mask == "right" else [1] * width)
+    batch = {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(masks)}
+    if mask is None:
+        del batch["attention_mask"]
+    if labels:
+        batch["labels"] = torch.tensor([e["labels"] for e in examples])
+    return batch
+
+
+def test_collate_right_answer_passes(collate_setting):
+    examples, tok = collate_setting
+    lesson02.check_collate(learner_collate(examples, tok), examples, tok)
+    from transformers import DataCollatorWithPadding
+    lesson02.check_collate(DataCollatorWithPadding(tok, return_tensors="pt")(examples), examples, tok)
+
+
+def test_collate_hints_name_the_slip(collate_setting):
+    examples, tok = collate_setting
+    check = lesson02.check_collate
+    assert "not to a fixed length" in hint_of(check, learner_collate(examples, tok, width=32), examples, tok)
+    assert "no 'attention_mask'" in hint_of(check, learner_collate(examples, tok, mask=None), examples, tok)
+    assert "every position is real" in hint_of(check, learner_collate(examples, tok, mask="ones"), examples, tok)
+    assert "no 'labels'" in hint_of(check, learner_collate(examples, tok, labels=False), examples, tok)
+    assert "after the text" in hint_of(check, learner_collate(examples, tok, side="left"), examples, tok)
+    assert "padding token" in hint_of(check, learner_collate(examples, tok, pad=7), examples, tok)
+    assert "dict of tensors" in hint_of(check, [e["input_ids"] for e in examples], examples, tok)
+    as_lists = {k: v.tolist() for k, v in learner_collate(examples, tok).items()}
+    assert "should be a tensor" in hint_of(check, as_lists, examples, tok)
+    shuffled = learner_collate(examples, tok)
+    shuffled["labels"] = shuffled["labels"].flip(0)
+    assert "each example's label" in hint_of(check, shuffled, examples, tok)
+
+
+def test_collate_unanswered_says_so(collate_setting, capsys):
+    examples, tok = collate_setting
+    check(lesson02.check_collate, ..., examples, tok)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_collate_hints_never_give_the_answer(collate_setting):
+    examples, tok = collate_setting
+    for slip in ({"width": 32}, {"mask": "ones"}, {"side": "left"}, {"pad": 7}):
+        hint = hint_of(lesson02.check_collate, learner_collate(examples, tok, **slip), examples, tok)
+        assert "[pad]" not in hint and "torch.tensor(" not in hint and "* (" not in hint

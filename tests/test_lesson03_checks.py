@@ -92,3 +92,79 @@ def test_quiz_is_well_formed():
     assert 4 <= len(lesson03.QUIZ.questions) <= 6
     for q in lesson03.QUIZ.questions:
         assert len(q.options) == len(q.explanations) >= 3
+
+
+# Exercise 3: a new head for a new task, on the text model.
+import copy  # noqa: E402
+
+import torch  # noqa: E402
+
+DOMAINS = ["electronics", "film", "restaurant"]
+
+
+@pytest.fixture(scope="module")
+def head_setting():
+    import tiny
+    from ftlib.data import make_loader, tokenize
+    from ftlib.runtime import get_runtime
+
+    tok = tiny.tokenizer()
+    ds = tiny.dataset(8).map(lambda r, i: {"label": i % 3}, with_indices=True)
+    batch = next(iter(make_loader(tokenize(ds, tok, max_length=32), tok, batch_size=8, shuffle=False)))
+    return tiny.classifier(), batch, get_runtime("smoke", device="cpu")
+
+
+def new_head(text_model, *, outputs=3, id2label=True, num_labels=True, keys=int, touch_body=False):
+    """The exercise as a learner writes it, with the slips the tests need."""
+    my_model = copy.deepcopy(text_model)
+    my_model.classifier = nn.Linear(my_model.classifier.in_features, outputs)
+    if num_labels:
+        my_model.num_labels = len(DOMAINS)
+    if id2label:
+        my_model.config.id2label = {keys(i): name for i, name in enumerate(DOMAINS)}
+        my_model.config.label2id = {name: i for i, name in enumerate(DOMAINS)}
+    if touch_body:
+        with torch.no_grad():
+            my_model.bert.pooler.dense.bias.add_(1.0)
+    return my_model
+
+
+def test_my_new_head_right_answer_passes(head_setting):
+    text_model, batch, runtime = head_setting
+    lesson03.check_my_new_head(new_head(text_model), text_model, DOMAINS, batch, runtime)
+
+
+def test_my_new_head_hints_name_the_slip(head_setting):
+    text_model, batch, runtime = head_setting
+    check = lesson03.check_my_new_head
+    args = (text_model, DOMAINS, batch, runtime)
+    assert "one output per class" in hint_of(check, new_head(text_model, outputs=2), *args)
+    assert "still names the old classes" in hint_of(check, new_head(text_model, id2label=False), *args)
+    assert "an int" in hint_of(check, new_head(text_model, keys=str), *args)
+    assert "its loss uses it" in hint_of(check, new_head(text_model, num_labels=False), *args)
+    assert "body changed" in hint_of(check, new_head(text_model, touch_body=True), *args)
+    assert "a copy" in hint_of(check, text_model, *args)
+    assert "one output per class" in hint_of(check, copy.deepcopy(text_model), *args)
+
+
+def test_my_new_head_on_the_wrong_device(head_setting):
+    import emulated_gpu
+
+    text_model, batch, runtime = head_setting
+    with emulated_gpu.emulate_gpu():
+        on_gpu = copy.deepcopy(text_model).to("cuda")
+        forgot = new_head(on_gpu)  # the new layer stays on the CPU
+        assert "created on the CPU" in hint_of(lesson03.check_my_new_head, forgot, on_gpu, DOMAINS, batch, runtime)
+
+
+def test_my_new_head_unanswered_says_so(head_setting, capsys):
+    text_model, batch, runtime = head_setting
+    check(lesson03.check_my_new_head, ..., text_model, DOMAINS, batch, runtime)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_my_new_head_hints_never_give_the_answer(head_setting):
+    text_model, batch, runtime = head_setting
+    for slip in ({"outputs": 2}, {"id2label": False}, {"num_labels": False}):
+        hint = hint_of(lesson03.check_my_new_head, new_head(text_model, **slip), text_model, DOMAINS, batch, runtime)
+        assert "nn.Linear(" not in hint and "num_labels =" not in hint and "enumerate" not in hint

@@ -91,3 +91,75 @@ def test_lesson04_quiz_is_complete():
     for q in lesson04.QUIZ.questions:
         assert len(q.options) == len(q.explanations) >= 3
     assert "running mean and variance" in lesson04.QUIZ.as_text()
+
+
+# Exercise 2: freezing by hand, and two optimizer groups (the head at 10x).
+import torch  # noqa: E402
+
+LR = 1e-4
+
+
+def by_hand(trains=("block 1", "head"), rates=(LR, 10 * LR)):
+    """The exercise as a learner writes it on the tiny BERT (2 blocks), with the slips the tests need."""
+    import tiny
+    from ftlib.freezing import layer_groups
+
+    model = tiny.classifier()
+    groups = layer_groups(model)
+    for name, params in groups.items():
+        for p in params:
+            p.requires_grad = name in trains
+    optimizer = torch.optim.AdamW([{"params": groups["block 1"], "lr": rates[0]},
+                                   {"params": groups["head"], "lr": rates[1]}])
+    return optimizer, model
+
+
+def test_freezing_by_hand_right_answer_passes():
+    lesson04.check_freezing_by_hand(*by_hand(), LR)
+
+
+def test_freezing_by_hand_matches_ftlib():
+    import tiny
+    from ftlib.freezing import count_parameters
+
+    optimizer, model = by_hand()
+    ref_optimizer, counts = lesson04.reference_top_and_head(tiny.classifier(), LR)
+    assert count_parameters(model) == counts
+    assert sorted(g["lr"] for g in ref_optimizer.param_groups) == sorted([LR, LR, 10 * LR, 10 * LR])
+
+
+def test_freezing_by_hand_hints_name_the_slip():
+    check = lesson04.check_freezing_by_hand
+    assert "head is frozen too" in hint_of(check, *by_hand(trains=("block 1",)), LR)
+    assert "same learning rate" in hint_of(check, *by_hand(rates=(LR, LR)), LR)
+    assert "upside down" in hint_of(check, *by_hand(rates=(10 * LR, LR)), LR)
+    assert "keep the rate" in hint_of(check, *by_hand(rates=(LR / 10, LR)), LR)
+    assert "everything still trains" in hint_of(check, *by_hand(trains=("embeddings", "block 0", "block 1", "pooler",
+                                                                        "head")), LR)
+    assert "only the head trains" in hint_of(check, *by_hand(trains=("head",)), LR)
+    assert "['block 0'] should be frozen" in hint_of(check, *by_hand(trains=("block 0", "head")), LR)
+    assert "nothing trains" in hint_of(check, *by_hand(trains=()), LR)
+    optimizer, model = by_hand()
+    assert "torch optimizer" in hint_of(check, [LR, 10 * LR], model, LR)
+    assert "not my_model's" in hint_of(check, by_hand()[0], model, LR)
+    from ftlib.freezing import layer_groups
+    _, model = by_hand()
+    groups = layer_groups(model)
+    partial = torch.optim.AdamW([{"params": groups["block 1"][:2], "lr": LR}, {"params": groups["head"], "lr": 10 * LR}])
+    assert "in no group" in hint_of(check, partial, model, LR)
+    everything = torch.optim.AdamW([{"params": groups["block 1"] + groups["block 0"], "lr": LR},
+                                    {"params": groups["head"], "lr": 10 * LR}])
+    assert "frozen weights" in hint_of(check, everything, model, LR)
+
+
+def test_freezing_by_hand_unanswered_says_so(capsys):
+    from ftlib.exercises import check
+
+    check(lesson04.check_freezing_by_hand, ..., by_hand()[1], LR)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_freezing_by_hand_hints_never_give_the_answer():
+    for slip in ({"trains": ("block 1",)}, {"rates": (LR, LR)}, {"rates": (10 * LR, LR)}, {"trains": ("head",)}):
+        hint = hint_of(lesson04.check_freezing_by_hand, *by_hand(**slip), LR)
+        assert "requires_grad = " not in hint and "AdamW(" not in hint and f"{10 * LR:g}" not in hint

@@ -88,3 +88,64 @@ def test_lesson05_quiz_is_complete():
     for q in lesson05.QUIZ.questions:
         assert len(q.options) == len(q.explanations) >= 3
     assert "2 * d * b + b + d" in lesson05.QUIZ.as_text()
+
+
+# Exercise 1: the adapter module, written by the learner.
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+
+def make_adapter(*, residual=True, act=nn.GELU, zero_up=True, zero_down=False, where="between"):
+    """The exercise's class as a learner writes it, with the slips the tests need."""
+    class MyAdapter(nn.Module):
+        def __init__(self, hidden, bottleneck=64):
+            super().__init__()
+            self.down, self.act, self.up = nn.Linear(hidden, bottleneck), act(), nn.Linear(bottleneck, hidden)
+            if zero_up:
+                nn.init.zeros_(self.up.weight)
+                nn.init.zeros_(self.up.bias)
+            if zero_down:
+                nn.init.zeros_(self.down.weight)
+
+        def forward(self, h):
+            inner = self.up(self.act(self.down(h))) if where == "between" else self.act(self.up(self.down(h)))
+            return h + inner if residual else inner
+
+    torch.manual_seed(0)
+    adapter = MyAdapter(32, bottleneck=8)
+    h = torch.randn(2, 5, 32)
+    return adapter(h), adapter, h
+
+
+def test_my_adapter_right_answer_passes():
+    lesson05.check_my_adapter(*make_adapter())
+
+
+def test_my_adapter_hints_name_the_slip():
+    check = lesson05.check_my_adapter
+    assert "skip connection" in hint_of(check, *make_adapter(residual=False))
+    assert "collapse into one linear map" in hint_of(check, *make_adapter(act=nn.Identity))
+    assert "not ReLU" in hint_of(check, *make_adapter(act=nn.ReLU))
+    assert "wrong place" in hint_of(check, *make_adapter(where="after"))
+    assert "unchanged" in hint_of(check, *make_adapter(zero_up=False))
+    assert "no gradient" in hint_of(check, *make_adapter(zero_down=True))
+    out, adapter, h = make_adapter()
+    assert "should return a tensor" in hint_of(check, None or 0.0, adapter, h)
+    assert "as wide" in hint_of(check, out[..., :8], adapter, h)
+    adapter.up = nn.Sequential(adapter.up)
+    assert "`down` and `up`" in hint_of(check, out, adapter, h)
+
+
+def test_my_adapter_unanswered_says_so(capsys):
+    from ftlib.exercises import check
+
+    _, adapter, h = make_adapter()
+    check(lesson05.check_my_adapter, ..., adapter, h)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_my_adapter_hints_never_give_the_answer():
+    slips = ({"residual": False}, {"act": nn.Identity}, {"zero_up": False}, {"where": "after"})
+    for slip in slips:
+        hint = hint_of(lesson05.check_my_adapter, *make_adapter(**slip))
+        assert "h +" not in hint and "self.up(" not in hint and "gelu(" not in hint.lower()

@@ -1,6 +1,6 @@
 """The live training view: what it draws, and that fit feeds it when it runs in Jupyter."""
 import tiny
-from ftlib import live, training
+from ftlib import live, runtime
 from ftlib.runtime import get_runtime
 from ftlib.training import TrainConfig, fit
 
@@ -53,12 +53,9 @@ def test_fit_feeds_the_live_view_in_jupyter(monkeypatch):
         def epoch(self, record):
             calls.append(("epoch", record["epoch"]))
 
-    monkeypatch.setattr(training, "interactive", lambda: True)
-    monkeypatch.setattr(training, "_has_ipython_display", lambda: True)
-    monkeypatch.setattr(training, "LiveView", Recorder)
-    monkeypatch.setattr(training, "tqdm", lambda *a, **k: type("Bar", (), {"update": lambda *a: None,
-                                                                        "set_postfix": lambda *a, **k: None,
-                                                                        "close": lambda *a: None})())
+    monkeypatch.setattr(runtime, "interactive", lambda: True)  # as in a Jupyter kernel
+    monkeypatch.setattr(live, "_has_ipython_display", lambda: True)
+    monkeypatch.setattr(live, "LiveView", Recorder)
     tok = tiny.tokenizer()
     train, evaluation = tiny.loaders(tok, n_train=16, n_eval=8)
     fit(tiny.classifier(), train, evaluation, runtime=get_runtime("smoke"), config=TrainConfig(epochs=2, lr=1e-3))
@@ -68,7 +65,7 @@ def test_fit_feeds_the_live_view_in_jupyter(monkeypatch):
 
 
 def test_fit_headless_has_no_live_view(monkeypatch):
-    monkeypatch.setattr(training, "LiveView", lambda **k: (_ for _ in ()).throw(AssertionError("no view headless")))
+    monkeypatch.setattr(live, "LiveView", lambda **k: (_ for _ in ()).throw(AssertionError("no view headless")))
     tok = tiny.tokenizer()
     train, _ = tiny.loaders(tok, n_train=8)
     fit(tiny.classifier(), train, runtime=get_runtime("smoke"), config=TrainConfig(epochs=1, lr=1e-3))

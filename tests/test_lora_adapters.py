@@ -7,8 +7,8 @@ from peft import get_peft_model
 
 import tiny
 from ftlib.adapters import Adapter, add_adapters
+from ftlib.freezing import changed_weights, count_parameters, trained_state_dict, weights_snapshot
 from ftlib.lora import LoRALinear, add_lora, merge_lora, peft_config
-from ftlib.models import count_parameters, trained_state_dict
 from ftlib.runtime import get_runtime
 from ftlib.training import TrainConfig, fit
 
@@ -62,9 +62,9 @@ def test_only_adapter_and_head_parameters_change(tok, method):
     model = tiny.classifier()
     add_lora(model, r=4) if method == "lora" else add_adapters(model, bottleneck=8)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    before = copy.deepcopy(model.state_dict())
+    before = weights_snapshot(model)  # on the CPU: fit moves the model to the GPU, if there is one
     fit(model, train, runtime=get_runtime("smoke"), config=TrainConfig(epochs=1, lr=1e-2, progress=False))
-    changed = {n for n, v in model.state_dict().items() if not torch.equal(before[n], v)}
+    changed = set(changed_weights(model, before))
     assert changed and changed <= trainable
     expected = ("lora_", "classifier") if method == "lora" else ("adapter", "LayerNorm", "classifier")
     assert all(any(k in n for k in expected) for n in changed), sorted(changed)

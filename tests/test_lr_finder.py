@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tiny
+from ftlib.freezing import changed_weights, weights_snapshot
 from ftlib.lr_finder import find_lr, suggest_lr
 from ftlib.runtime import get_runtime
 
@@ -22,8 +23,8 @@ def test_finder_records_a_rising_rate_and_restores_everything(tok):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model(**next(iter(train))).loss.backward()
     optimizer.step()  # the optimizer has state (moments) that the finder must not lose
-    weights, state = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
-    runtime = get_runtime("smoke", seed=0)  # (this seeds the generators: before taking their state)
+    weights, state = weights_snapshot(model), copy.deepcopy(optimizer.state_dict())
+    runtime = get_runtime("smoke", seed=0)
     rng = torch.get_rng_state()
 
     lrs, losses, suggestion = find_lr(model, train, runtime, start_lr=1e-5, end_lr=10.0,
@@ -34,11 +35,10 @@ def test_finder_records_a_rising_rate_and_restores_everything(tok):
     assert ratios == pytest.approx([ratios[0]] * len(ratios))  # exponential steps
     assert lrs[0] / 10 <= suggestion <= lrs[-1] and all(math.isfinite(x) for x in losses)
 
-    after = model.state_dict()
-    assert all(torch.equal(weights[k], after[k]) for k in weights)
-    restored = optimizer.state_dict()
+    assert changed_weights(model, weights) == []
+    restored = optimizer.state_dict()  # on the model's device now (a GPU, if there is one): compared on the CPU
     assert restored["param_groups"][0]["lr"] == 1e-3
-    assert all(torch.equal(state["state"][i]["exp_avg"], restored["state"][i]["exp_avg"]) for i in state["state"])
+    assert all(torch.equal(state["state"][i]["exp_avg"], restored["state"][i]["exp_avg"].cpu()) for i in state["state"])
     assert torch.equal(rng, torch.get_rng_state())  # later dropout and shuffling are unaffected
     assert not model.training
 
@@ -47,12 +47,12 @@ def test_finder_without_an_optimizer_moves_only_trainable_weights_and_stops_on_d
     train, _ = tiny.loaders(tok, n_train=32)
     model = tiny.classifier()
     model.bert.requires_grad_(False)
-    weights = copy.deepcopy(model.state_dict())
+    weights = weights_snapshot(model)
     result = find_lr(model, train, get_runtime("smoke", seed=0), start_lr=1e-4, end_lr=1e4, num_steps=40,
                      diverge=1.5)
     assert len(result.lrs) < 40  # a rate of 1e4 makes the loss explode long before the end
     assert result.losses[-1] > 1.5 * min(result.losses)
-    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert changed_weights(model, weights) == []
 
 
 def test_suggestions_on_a_known_curve():

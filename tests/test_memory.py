@@ -1,4 +1,4 @@
-"""ftlib.memory: the estimate's parts follow the byte rules, its activation count matches what
+"""ftlib.memory and ftlib.peak_memory: the estimate's parts follow the byte rules, its activation count matches what
 autograd really saves, and PeakMemory sees memory allocated inside the block and not before it."""
 import psutil
 import pytest
@@ -6,11 +6,9 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from ftlib import catalog, memory
-from ftlib.memory import (
-    ACTIVATION_OVERHEAD, T4_BYTES, PeakMemory, activation_bytes, device_budget, estimate_training_memory,
-    measure_training_peak,
-)
-from ftlib.models import count_parameters
+from ftlib.memory import ACTIVATION_OVERHEAD, T4_BYTES, activation_bytes, device_budget, estimate_training_memory
+from ftlib.peak_memory import PeakMemory, measure_training_peak
+from ftlib.freezing import count_parameters
 
 from tiny import classifier
 

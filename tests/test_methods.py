@@ -10,7 +10,8 @@ import tiny
 from ftlib import catalog
 from ftlib.freezing import freeze_all_but_head, freeze_bottom, transformer_blocks
 from ftlib.methods import apply_method, check_method, load_finetuned, save_finetuned
-from ftlib.models import count_parameters, load_text_classifier
+from ftlib.freezing import count_parameters
+from ftlib.models import load_text_classifier
 
 
 def test_head_only_trains_the_head():
@@ -67,6 +68,8 @@ def test_saved_and_reloaded_fine_tune_answers_the_same(tmp_path, minilm_batch, m
         before = model(**minilm_batch).logits
     size = save_finetuned(model, tok, tmp_path, method, **settings)
     assert not (tmp_path / "model.safetensors").exists()
+    weights = "adapter_model.safetensors" if method == "lora" else "trained.safetensors"
+    assert size == (tmp_path / weights).stat().st_size
     assert size < 0.05 * count_parameters(model)[1] * 4  # under 5 % of the full fp32 model
     again, _ = load_finetuned(tmp_path, catalog.MINILM)
     again.eval()
@@ -85,6 +88,9 @@ def test_command_line_lora_saves_only_what_trained(tmp_path):
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == "lora" and metrics["trainable_params"] < 0.02 * metrics["total_params"]
-    assert metrics["saved_bytes"] == (out / "model" / "trained.safetensors").stat().st_size
+    assert metrics["saved_bytes"] == (out / "model" / "adapter_model.safetensors").stat().st_size  # peft's format
     recipe = json.loads((out / "model" / "method.json").read_text())
     assert recipe["lora_targets"] == ["query", "key", "value"] and recipe["lora_r"] == 4
+    assert recipe["profile"] == "smoke"  # which pretrained model to rebuild under the adapter
+    adapter = json.loads((out / "model" / "adapter_config.json").read_text())
+    assert len(adapter["target_modules"]) == 3 * 6 and adapter["r"] == 4  # q, k, v of MiniLM's 6 blocks

@@ -17,7 +17,8 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 
 from ftlib import models
 from ftlib.catalog import MINILM, SMOLLM2_GGUF, TINY_LLAMA, ModelSource
-from ftlib.models import IntegrityError, count_parameters, load_causal_lm, load_text_classifier, resolve
+from ftlib.freezing import count_parameters
+from ftlib.models import IntegrityError, load_causal_lm, load_text_classifier, resolve
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -13,7 +13,7 @@ import pytest
 from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
 
 import tiny
-from ftlib import course, prefetch
+from tools import course, prefetch
 from ftlib.catalog import PROFILES, SMOLLM2_GGUF
 from ftlib.models import load_tokenizer
 

@@ -2,7 +2,8 @@
 import dataclasses
 
 import tiny
-from ftlib import memory, training
+from ftlib import memory
+from ftlib.oom import preflight
 from ftlib.runtime import get_runtime
 
 
@@ -13,15 +14,15 @@ def gpu_runtime():
 def test_preflight_says_how_much_memory_the_step_needs(monkeypatch):
     monkeypatch.setattr(memory, "device_budget", lambda device: 15 * 1024**3)
     train, _ = tiny.loaders(tiny.tokenizer())
-    line = training.preflight(tiny.classifier(), train, gpu_runtime())
+    line = preflight(tiny.classifier(), train, gpu_runtime())
     assert line.startswith("Pre-flight: about") and "of 16.1 GB" in line
 
 
 def test_preflight_warns_when_the_step_will_not_fit(monkeypatch):
     monkeypatch.setattr(memory, "device_budget", lambda device: 1024)  # a 1 kB "GPU"
     train, _ = tiny.loaders(tiny.tokenizer())
-    line = training.preflight(tiny.classifier(), train, gpu_runtime())
-    assert line.startswith("Pre-flight warning") and "split batches" and "LoRA" in line
+    line = preflight(tiny.classifier(), train, gpu_runtime())
+    assert line.startswith("Pre-flight warning") and "split batches" in line and "LoRA" in line
 
 
 def test_preflight_for_a_model_it_cannot_estimate_does_not_stop_training(monkeypatch):
@@ -33,4 +34,4 @@ def test_preflight_for_a_model_it_cannot_estimate_does_not_stop_training(monkeyp
             self.layer = __import__("torch").nn.Linear(2, 2)
 
     train, _ = tiny.loaders(tiny.tokenizer())
-    assert "no memory estimate" in training.preflight(NoConfig(), train, gpu_runtime())
+    assert "no memory estimate" in preflight(NoConfig(), train, gpu_runtime())

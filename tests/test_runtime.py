@@ -199,3 +199,17 @@ def test_env_stamp_marks_a_missing_package(monkeypatch):
     monkeypatch.setattr(runtime, "_version", lambda p: "-" if p == "peft" else real(p))
     assert "peft -" in env_stamp(Runtime("lite", "cpu", "fp32"))
     assert runtime._version("no-such-package-ftlib-test") == "-"
+
+
+def test_get_runtime_only_decides_and_setup_also_seeds(no_cuda):
+    import ftlib
+
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    get_runtime("smoke", seed=7)
+    assert torch.equal(torch.get_rng_state(), state)  # asking for a stamp leaves the generators alone
+    runtime, profile = ftlib.setup("smoke", seed=7)
+    assert (runtime.profile, runtime.seed, profile.name) == ("smoke", 7, "smoke")
+    first = torch.rand(3)
+    ftlib.setup("smoke", seed=7)
+    assert torch.equal(torch.rand(3), first)  # seeded: the same draws every time

@@ -5,9 +5,9 @@ import pytest
 
 import tiny
 from ftlib import widgets
-from ftlib.freezing import freeze_bottom, HEADS
+from ftlib.freezing import freeze_bottom
 from ftlib.lora import add_lora
-from ftlib.models import count_parameters
+from ftlib.freezing import count_parameters
 
 
 @pytest.mark.parametrize("r", [1, 4, 8])
@@ -89,7 +89,7 @@ def test_memory_calculator_agrees_with_the_estimator_and_reacts(monkeypatch):
     batch.value, length.value, precision.value = 128, 2048, "fp32"
     assert "does NOT fit" in out.value
     method.value = "head"  # a causal LM has no classification head: said, not raised
-    assert "no estimate" in out.value or "GB" in out.value
+    assert out.value.startswith("<pre>no estimate")
 
 
 def test_memory_calculator_prints_when_headless(capsys):

@@ -4,11 +4,17 @@ Each check raises :class:`~ftlib.exercises.Hint` with a pointer, never the answe
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
+import math
+import numbers
 from collections import Counter
+
+import torch
 
 from . import Hint, Question, Quiz
 
-__all__ = ["check_label_counts", "check_accuracy", "check_mistake", "QUIZ"]
+__all__ = ["check_label_counts", "check_training_epoch", "check_accuracy", "check_mistake", "reference_epoch", "QUIZ"]
 
 
 def check_label_counts(train_counts, train_split, id2label) -> None:
@@ -28,8 +34,85 @@ def check_label_counts(train_counts, train_split, id2label) -> None:
         raise Hint(f"the count for {wrong[0]!r} is off: count how often its id appears in train_split['label']")
 
 
+def reference_epoch(start_model, batches, runtime, *, lr: float, seed: int = 0):
+    """The course's loop on `batches`, from a copy of `start_model`: ``train_step`` once per batch.
+
+    As in exercise 2: fit's optimizer (``make_optimizer``), full precision, no gradient clipping
+    and a constant learning rate. Returns (the loss of each batch, the trained copy).
+    """
+    from ..optim import make_optimizer
+    from ..runtime import seed_everything
+    from ..training import train_step
+
+    model = copy.deepcopy(start_model).train()
+    optimizer = make_optimizer(model, lr=lr)
+    constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    fp32 = dataclasses.replace(runtime, precision="fp32")  # no autocast, hence no GradScaler
+    seed_everything(seed)  # the same dropout as the learner's loop
+    losses = [train_step(model, [(batch, 1.0)], optimizer, constant, fp32, scaler=None, max_grad_norm=None)
+              for batch in batches]
+    return losses, model
+
+
+def _without_zero_grad(start_model, batches, *, lr: float, seed: int):
+    """The typical slip, replayed: the same loop, but the gradients are never cleared."""
+    from ..optim import make_optimizer
+    from ..runtime import model_device, move_to, seed_everything
+
+    model = copy.deepcopy(start_model).train()
+    optimizer = make_optimizer(model, lr=lr)
+    seed_everything(seed)
+    for batch in batches:
+        model(**move_to(batch, model_device(model))).loss.backward()
+        optimizer.step()
+    return model
+
+
+@torch.no_grad()
+def _distance(a, b) -> float:
+    """The L2 distance between the weights of two models of the same architecture."""
+    return math.sqrt(sum((p.float() - q.float().to(p.device)).pow(2).sum().item()
+                         for p, q in zip(a.parameters(), b.parameters())))
+
+
+def check_training_epoch(my_losses, my_model, start_model, batches, runtime, lr: float, seed: int = 0) -> None:
+    """Exercise 2: one epoch by hand; `my_model` trained from `start_model`'s weights, one loss per batch."""
+    if not isinstance(my_losses, (list, tuple)):
+        raise Hint(f"`my_losses` should be a list with one loss per batch, got {type(my_losses).__name__}")
+    if len(my_losses) != len(batches):
+        raise Hint(f"`my_losses` holds {len(my_losses)} losses for {len(batches)} batches: record the loss of "
+                   "every batch, once, inside the loop")
+    values = []
+    for v in my_losses:
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise Hint(f"each entry of `my_losses` should be one batch's loss as a number, got {type(v).__name__}")
+        values.append(float(v))
+    moved = _distance(my_model, start_model)
+    if moved == 0:
+        raise Hint("the weights of `my_model` did not change: either no gradients were computed, or the "
+                   "optimizer never applied them (or the loop trained another model)")
+    ref_losses, ref_model = reference_epoch(start_model, batches, runtime, lr=lr, seed=seed)
+    gap = _distance(my_model, ref_model) / max(_distance(ref_model, start_model), 1e-12)
+    losses_agree = all(math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-4) for a, b in zip(values, ref_losses))
+    if gap < 0.02 and losses_agree:
+        return
+    if gap < 0.02:
+        raise Hint("the weights are right, but `my_losses` is not: record each batch's loss, the one its "
+                   "forward pass computed, before the step")
+    if _distance(my_model, _without_zero_grad(start_model, batches, lr=lr, seed=seed)) < 0.02 * moved:
+        raise Hint("from the second batch on, your steps also used the gradients of the earlier batches: "
+                   "gradients add up in .grad until something clears them")
+    if math.isclose(values[0], ref_losses[0], rel_tol=1e-3, abs_tol=1e-4):
+        raise Hint("the first loss is right but the weights end elsewhere than with the course's loop: do the "
+                   "five steps once per batch, in the order of train_step above, with the optimizer you were given")
+    raise Hint("already the first batch's loss differs from the course's: compute it with `my_model` in "
+               "training mode, on the batch moved to the model's device, without changing anything else")
+
+
 def check_accuracy(my_accuracy, preds, labels) -> None:
-    """Exercise 2: accuracy computed by hand from two lists."""
+    """Exercise 3: accuracy computed by hand from two lists."""
     try:
         value = float(my_accuracy)
     except (TypeError, ValueError):
@@ -47,7 +130,7 @@ def check_accuracy(my_accuracy, preds, labels) -> None:
 
 
 def check_mistake(a_mistake, model_predict, test_texts, test_labels) -> None:
-    """Exercise 3: the text of a test review that the fine-tuned model gets wrong."""
+    """Exercise 4: the text of a test review that the fine-tuned model gets wrong."""
     if not isinstance(a_mistake, str):
         raise Hint(f"`a_mistake` should be the review's text (a str), got {type(a_mistake).__name__}")
     if a_mistake not in test_texts:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 
 from . import Hint, Question, Quiz
 
-__all__ = ["QUIZ", "check_fraction_real", "check_leaked_ids", "check_tokens_in_loss"]
+__all__ = ["QUIZ", "check_collate", "check_fraction_real", "check_leaked_ids", "check_tokens_in_loss"]
 
 
 def check_leaked_ids(leaked_ids, leaky_train, test_rows) -> None:
@@ -46,6 +47,61 @@ def check_leaked_ids(leaked_ids, leaky_train, test_rows) -> None:
                "whose normalised text is among them")
 
 
+def check_collate(my_batch, examples, tokenizer) -> None:
+    """Exercise 2: the learner's collate function's batch for `examples`, against DataCollatorWithPadding's."""
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    if not isinstance(my_batch, Mapping):
+        raise Hint(f"`my_collate` should return a dict of tensors, got {type(my_batch).__name__}")
+    why = {"input_ids": "the token ids, one row per example",
+           "attention_mask": "without it the model cannot tell real tokens from padding",
+           "labels": "the loss needs the answers, one per example"}
+    for key, reason in why.items():
+        if key not in my_batch:
+            raise Hint(f"the batch has no {key!r}: {reason}")
+        if not isinstance(my_batch[key], torch.Tensor):
+            raise Hint(f"{key!r} should be a tensor, got {type(my_batch[key]).__name__}: the model takes tensors")
+    truth = DataCollatorWithPadding(tokenizer, return_tensors="pt")(examples)
+    ids, mask, want = my_batch["input_ids"], my_batch["attention_mask"], truth["input_ids"]
+    longest = max(len(e["input_ids"]) for e in examples)
+    if ids.ndim != 2 or ids.shape[0] != len(examples):
+        raise Hint(f"`input_ids` should have one row per example ({len(examples)} rows), got shape {tuple(ids.shape)}")
+    if ids.shape[1] > longest:
+        raise Hint(f"your batch is {ids.shape[1]} positions wide, its longest example {longest} tokens: pad each "
+                   "batch only to its own longest example, not to a fixed length")
+    if ids.shape[1] < longest:
+        raise Hint(f"your batch is {ids.shape[1]} positions wide, but its longest example has {longest} tokens: "
+                   "nothing may be cut off")
+    if ids.is_floating_point() or mask.is_floating_point():
+        raise Hint("token ids and the attention mask are whole numbers: build them as integer tensors")
+    if mask.shape != ids.shape:
+        raise Hint(f"the attention mask should have the shape of `input_ids`, {tuple(ids.shape)}; it has "
+                   f"{tuple(mask.shape)}")
+    real = truth["attention_mask"].bool()
+    if not torch.equal(ids[real], want[real]):
+        left = torch.stack([row.roll(int((~r).sum())) for row, r in zip(want, real)])  # the padding first
+        if torch.equal(ids, left):
+            raise Hint(f"the padding goes after the text, on the {tokenizer.padding_side}, as the tokenizer pads")
+        raise Hint("the real tokens are not where they should be: keep each example's ids in order, from "
+                   "position 0, and put the padding after them")
+    if not torch.equal(ids[~real], want[~real]):
+        raise Hint("the padding positions should hold the tokenizer's padding token (`tokenizer.pad_token_id`)")
+    if not torch.equal(mask, truth["attention_mask"]):
+        if bool(mask.bool().all()):
+            raise Hint("the attention mask says every position is real: the padding positions should be marked "
+                       "as padding")
+        if torch.equal(mask, 1 - truth["attention_mask"]):
+            raise Hint("the attention mask is upside down: 1 marks a real token, 0 a padding position")
+        raise Hint("the attention mask should mark exactly the real tokens of each example")
+    labels = my_batch["labels"]
+    if labels.shape != truth["labels"].shape or not torch.equal(labels, truth["labels"]):
+        raise Hint("`labels` should hold each example's label, in the order of the examples, one per example")
+    for key in set(my_batch) & set(truth) - set(why):  # e.g. token_type_ids: optional, but right if there
+        if not torch.equal(torch.as_tensor(my_batch[key]), truth[key]):
+            raise Hint(f"{key!r} is not padded like the rest: leave it out (the model fills it in) or pad it too")
+
+
 def _fraction_parts(lengths, batches) -> tuple[int, int]:
     real = sum(lengths[i] for batch in batches for i in batch)
     positions = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
@@ -57,7 +113,7 @@ def _close(a: float, b: float) -> bool:
 
 
 def check_fraction_real(fraction_real, lengths, batches) -> None:
-    """Exercise 2: real tokens / padded positions over an epoch of dynamically padded batches."""
+    """Exercise 3: real tokens / padded positions over an epoch of dynamically padded batches."""
     if isinstance(fraction_real, bool) or not isinstance(fraction_real, numbers.Real):
         raise Hint(f"`fraction_real` should be a number between 0 and 1, got {type(fraction_real).__name__}")
     value = float(fraction_real)
@@ -86,7 +142,7 @@ def check_fraction_real(fraction_real, lengths, batches) -> None:
 
 
 def check_tokens_in_loss(in_loss, example) -> None:
-    """Exercise 3: positions of an encoded QA example whose label is not -100."""
+    """Exercise 4: positions of an encoded QA example whose label is not -100."""
     if isinstance(in_loss, bool) or not isinstance(in_loss, numbers.Real) or in_loss != int(in_loss):
         raise Hint(f"`in_loss` should be a whole number (a count of tokens), got {in_loss!r}")
     value, labels = int(in_loss), list(example["labels"])

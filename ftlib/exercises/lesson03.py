@@ -9,7 +9,7 @@ import numbers
 
 from . import Hint, Question, Quiz
 
-__all__ = ["check_label_maps", "check_new_head_params", "QUIZ"]
+__all__ = ["check_label_maps", "check_my_new_head", "check_new_head_params", "QUIZ"]
 
 
 def _ids_hint(id2label: dict, labels: list[str]) -> None:
@@ -51,6 +51,70 @@ def check_label_maps(id2label, label2id, labels: list[str]) -> None:
         raise Hint("the keys of label2id are the class names, exactly as in `labels`")
     if any(label2id[id2label[i]] != i for i in range(len(labels))):
         raise Hint("label2id must undo id2label: label2id[id2label[i]] should give i back for every i")
+
+
+def check_my_new_head(my_model, text_model, new_labels: list[str], batch, runtime) -> None:
+    """Exercise 3: `text_model`'s body with a new head for `new_labels`; `batch` holds labels of the new task."""
+    import copy
+    import dataclasses
+
+    import torch
+    from torch import nn
+
+    from ..freezing import changed_weights, freeze_all_but_head, weights_snapshot
+    from ..optim import make_optimizer
+    from ..runtime import model_device
+    from ..training import train_step
+
+    n = len(new_labels)
+    if my_model is text_model:
+        raise Hint("that is `text_model` itself: start from a copy of it, so that the cells above keep their model")
+    head, old_head = getattr(my_model, "classifier", None), text_model.classifier
+    if not isinstance(head, nn.Linear):
+        raise Hint("`my_model.classifier` should be the new head, one nn.Linear layer")
+    if head is old_head or head.out_features != n:
+        raise Hint(f"the head has {head.out_features} outputs; the new task has {n} classes: one output per class")
+    if head.in_features != old_head.in_features:
+        raise Hint(f"the head takes {head.in_features} features, but the body gives it {old_head.in_features}: "
+                   "read the size off the old head")
+    id2label, label2id = dict(my_model.config.id2label), dict(my_model.config.label2id)
+    truth = dict(enumerate(new_labels))
+    if id2label != truth:
+        if set(map(str, id2label.values())) == set(text_model.config.id2label.values()):
+            raise Hint("`my_model.config.id2label` still names the old classes: predictions would come back "
+                       "with the old names")
+        if {str(k) for k in id2label} == {str(k) for k in truth} and id2label != truth:
+            raise Hint("`config.id2label` should map each output position, an int, to its class name, in the "
+                       "order of the new labels")
+        raise Hint(f"`config.id2label` should name the {n} new classes, position by position")
+    if label2id != {name: i for i, name in truth.items()}:
+        raise Hint("`config.label2id` should be the way back: from each class name to its output position")
+    if getattr(my_model, "num_labels", None) != n:
+        raise Hint(f"the model itself still counts {getattr(my_model, 'num_labels', None)} classes: transformers "
+                   "keeps the count in the model too, and its loss uses it")
+    body = model_device(my_model)
+    if head.weight.device != body:
+        raise Hint(f"the new head is on {head.weight.device}, the rest of the model on {body}: a new layer is "
+                   "created on the CPU")
+    old = dict(text_model.named_parameters())
+    changed = [name for name, p in my_model.named_parameters() if not name.startswith("classifier.")
+               and (name not in old or not torch.equal(p.detach().cpu(), old[name].detach().cpu()))]
+    if changed:
+        raise Hint(f"the pretrained body changed (e.g. {changed[0]}): keep it as it is, only the head is new")
+    trial = copy.deepcopy(my_model)
+    freeze_all_but_head(trial)
+    before = weights_snapshot(trial)
+    optimizer = make_optimizer(trial, lr=1e-3)
+    constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    with torch.no_grad():
+        logits = trial(**{k: v.to(body) for k, v in batch.items() if k != "labels"}).logits
+    if tuple(logits.shape) != (len(batch["labels"]), n):
+        raise Hint(f"the logits have shape {tuple(logits.shape)}, expected one row per example and one column "
+                   "per class")
+    train_step(trial, [(batch, 1.0)], optimizer, constant, dataclasses.replace(runtime, precision="fp32"))
+    moved = changed_weights(trial, before)
+    if not moved or any(not name.split(".")[0] in ("classifier", "pre_classifier") for name in moved):
+        raise Hint(f"a training step with the body frozen should change the head only; it changed {moved[:3]}")
 
 
 def check_new_head_params(new_params, model, missing_keys) -> None:

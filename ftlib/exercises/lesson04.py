@@ -4,12 +4,15 @@ Each check raises :class:`~ftlib.exercises.Hint` with a pointer, never the answe
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 
+import torch
+
 from . import Hint, Question, Quiz
 
-__all__ = ["check_block_lrs", "check_top_k_params", "QUIZ"]
+__all__ = ["check_block_lrs", "check_freezing_by_hand", "check_top_k_params", "reference_top_and_head", "QUIZ"]
 
 
 def _blocks(sizes: dict) -> list[str]:
@@ -59,6 +62,88 @@ def check_top_k_params(answer, sizes: dict, k: int) -> None:
     raise Hint("print `sizes` again: add the head, every group above the blocks, and the top k blocks")
 
 
+def reference_top_and_head(model, top_lr: float, head_factor: float = 10.0):
+    """Exercise 2 done by ``ftlib``: only the top block and the head train; the head's rate is `head_factor` x."""
+    from ..freezing import layer_groups, set_trainable
+    from ..optim import make_optimizer
+
+    top_block = [name for name in layer_groups(model) if name.startswith("block ")][-1]
+    counts = set_trainable(model, [top_block, "head"])
+    return make_optimizer(model, lr=top_lr, group_lrs={"head": head_factor * top_lr}), counts
+
+
+def _lr_by_name(optimizer, model) -> dict[str, float]:
+    """The learning rate each parameter of `model` gets from `optimizer` (only those it holds)."""
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    return {name_of.get(id(p), "?"): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+
+
+def check_freezing_by_hand(my_optimizer, my_model, top_lr: float, head_factor: float = 10.0) -> None:
+    """Exercise 2: only the top block and the head train; an optimizer with the head at `head_factor` x `top_lr`."""
+    from ..freezing import count_parameters, layer_groups
+
+    groups = layer_groups(my_model)
+    top_block = [name for name in groups if name.startswith("block ")][-1]
+    training = [name for name, ps in groups.items() if any(p.requires_grad for p in ps)]
+    if not training:
+        raise Hint("nothing trains: after freezing everything, switch requires_grad back on for the two groups "
+                   "that should learn")
+    if "head" not in training:
+        raise Hint("the head is frozen too: it is new and random, so it must train, or the model cannot "
+                   "learn your labels")
+    half = [name for name in training if not all(p.requires_grad for p in groups[name])]
+    if half:
+        raise Hint(f"only some parameters of {half} train: a group trains or is frozen as a whole")
+    if set(training) != {top_block, "head"}:
+        if len(training) == len(groups):
+            raise Hint("everything still trains: freeze every parameter first, then let two groups train again")
+        if training == ["head"]:
+            raise Hint(f"only the head trains: {top_block!r} should train with it")
+        lower = [n for n in training if n not in (top_block, "head")]
+        raise Hint(f"{lower} should be frozen: only {top_block!r} (the top block, next to the head) and the head "
+                   "train; the groups are listed from the bottom up")
+    reference = copy.deepcopy(my_model)
+    ref_optimizer, counts = reference_top_and_head(reference, top_lr, head_factor)
+    assert count_parameters(my_model) == counts  # the same groups train, so the same counts
+    if not isinstance(my_optimizer, torch.optim.Optimizer):
+        raise Hint(f"`my_optimizer` should be a torch optimizer (AdamW, as fit uses), got "
+                   f"{type(my_optimizer).__name__}")
+    mine, truth = _lr_by_name(my_optimizer, my_model), _lr_by_name(ref_optimizer, reference)
+    if "?" in mine:
+        raise Hint("the optimizer holds weights that are not my_model's: build its groups from `groups`, which "
+                   "layer_groups(my_model) returned")
+    frozen = sorted({n.split(".")[0] for n in mine if n not in truth})
+    missing = [n for n in truth if n not in mine]
+    if missing:
+        raise Hint(f"{len(missing)} trainable tensors are in no group of the optimizer (e.g. {missing[0]}): "
+                   "they would never change")
+    if frozen:
+        raise Hint("the optimizer also holds frozen weights: give it only the two groups that train")
+    rate = {name: {mine[n] for n, _ in _named(my_model, groups[name])} for name in (top_block, "head")}
+    if any(len(r) > 1 for r in rate.values()):
+        raise Hint("the parameters of one group got different rates: one rate for the whole top block, "
+                   "one for the whole head")
+    block_lr, head_lr = rate[top_block].pop(), rate["head"].pop()
+    if math.isclose(block_lr, head_lr, rel_tol=1e-6):
+        raise Hint("both groups got the same learning rate: the new head should take larger steps than the "
+                   "pretrained block")
+    if math.isclose(head_lr, top_lr, rel_tol=1e-6) and math.isclose(block_lr, top_lr / head_factor, rel_tol=1e-6):
+        raise Hint("the ratio is right, but the top block should keep the rate `top_lr`; the head gets the larger one")
+    if math.isclose(block_lr, head_factor * top_lr, rel_tol=1e-6) and math.isclose(head_lr, top_lr, rel_tol=1e-6):
+        raise Hint("upside down: the pretrained top block gets the larger rate, the new head the smaller")
+    if not math.isclose(block_lr, top_lr, rel_tol=1e-6):
+        raise Hint("the top block's rate is off: it trains at `top_lr` itself")
+    if not math.isclose(head_lr, head_factor * top_lr, rel_tol=1e-6):
+        raise Hint(f"the head's rate is off: it should be {head_factor:g} times the block's")
+    if not all(math.isclose(mine[n], truth[n], rel_tol=1e-6) for n in truth):  # make_optimizer(group_lrs=...)
+        raise Hint("some weights got a rate that neither group should have: one rate per group, two groups")
+
+
+def _named(model, params) -> list[tuple[str, torch.nn.Parameter]]:
+    ids = {id(p) for p in params}
+    return [(n, p) for n, p in model.named_parameters() if id(p) in ids]
+
+
 def _lr_truth(top_lr: float, factor: float, blocks: list[str]) -> dict:
     n = len(blocks)
     return {b: top_lr / factor ** (n - 1 - i) for i, b in enumerate(blocks)}
@@ -69,7 +154,7 @@ def _close(a: dict, b: dict) -> bool:
 
 
 def check_block_lrs(block_lrs, top_lr: float, factor: float, n_blocks: int) -> None:
-    """Exercise 2: a learning rate per block, `top_lr` for the top one, divided by `factor` per step down."""
+    """Exercise 3: a learning rate per block, `top_lr` for the top one, divided by `factor` per step down."""
     blocks = [f"block {i}" for i in range(n_blocks)]
     if not isinstance(block_lrs, dict):
         raise Hint(f"`block_lrs` should be a dict such as {{'block 0': ..., 'block 1': ...}}, got "

@@ -4,12 +4,74 @@ Each check raises :class:`~ftlib.exercises.Hint` with a pointer, never the answe
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 
+import torch
+from torch import nn
+
 from . import Hint, Question, Quiz
 
-__all__ = ["check_adapter_params", "check_files_per_full_model", "QUIZ"]
+__all__ = ["check_adapter_params", "check_files_per_full_model", "check_my_adapter", "QUIZ"]
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
+
+
+@torch.no_grad()
+def check_my_adapter(my_out, my_adapter, h) -> None:
+    """Exercise 1: the learner's adapter; `my_out` is its output for `h` right after it was built.
+
+    With ``ftlib.adapters.Adapter``'s weights copied into a copy of it, both must compute the same.
+    """
+    from ..adapters import Adapter
+
+    if not isinstance(my_out, torch.Tensor):
+        raise Hint(f"forward should return a tensor, got {type(my_out).__name__}: did it end with the output?")
+    if my_out.shape != h.shape:
+        raise Hint(f"the output has shape {tuple(my_out.shape)}, the input {tuple(h.shape)}: an adapter gives "
+                   "back a vector as wide as the one it received")
+    hidden = h.shape[-1]
+    down, up = getattr(my_adapter, "down", None), getattr(my_adapter, "up", None)
+    if not isinstance(down, nn.Linear) or not isinstance(up, nn.Linear):
+        raise Hint("name the two projections `down` and `up`, each an nn.Linear, so that the check (and the "
+                   "cells below) can find them")
+    if down.in_features != hidden or up.out_features != hidden or down.out_features != up.in_features:
+        raise Hint(f"the shapes do not fit: `down` should take the {hidden}-wide input to the bottleneck, and "
+                   "`up` the bottleneck back to the input's width")
+    if down.out_features >= hidden:
+        raise Hint("the bottleneck should be narrower than the input: use the `bottleneck` argument")
+    reference = Adapter(hidden, down.out_features).to(h.device)
+    nn.init.normal_(reference.up.weight, std=0.5)  # a trained-looking adapter: its correction is not zero
+    nn.init.normal_(reference.up.bias, std=0.5)
+    nn.init.normal_(reference.down.bias, std=0.5)
+    mine = copy.deepcopy(my_adapter)
+    mine.down.load_state_dict(reference.down.state_dict())
+    mine.up.load_state_dict(reference.up.state_dict())
+    x = torch.randn_like(h)
+    got, want = mine(x), reference(x)
+    if not isinstance(got, torch.Tensor) or not _close(got, want):
+        correction = want - x
+        act = reference.act
+        if isinstance(got, torch.Tensor) and _close(got, correction):
+            raise Hint("your output is only the correction: the adapter's input must also reach its output "
+                       "(the skip connection)")
+        if isinstance(got, torch.Tensor) and _close(got, x + reference.up(reference.down(x))):
+            raise Hint("without a non-linearity between the two projections they collapse into one linear map")
+        if isinstance(got, torch.Tensor) and _close(got, x + act(reference.up(reference.down(x)))):
+            raise Hint("the non-linearity is in the wrong place: it belongs between the two projections")
+        if isinstance(got, torch.Tensor) and _close(got, x + reference.up(torch.relu(reference.down(x)))):
+            raise Hint("almost: the course's adapter uses GELU as its non-linearity, not ReLU")
+        raise Hint("with ftlib's weights copied in, your adapter computes something else: go through the "
+                   "parts in order (down, non-linearity, up, skip connection), and use each once")
+    if torch.count_nonzero(down.weight) == 0:
+        raise Hint("`down` starts at zero: then no gradient ever reaches either projection (the deep dive says "
+                   "why); only one of the two should start at zero")
+    if not _close(my_out, h):
+        raise Hint("a new adapter should give back its input unchanged, so that inserting it changes nothing: "
+                   "which of the two projections should start at zero, weights and bias?")
 
 
 def _true_adapter_params(d: int, b: int) -> int:
@@ -20,7 +82,7 @@ def _true_adapter_params(d: int, b: int) -> int:
 
 
 def check_adapter_params(adapter_params, d: int, b: int) -> None:
-    """Exercise 1: the parameters of one adapter (both projections, weights and biases) for width d, bottleneck b."""
+    """Exercise 2: the parameters of one adapter (both projections, weights and biases) for width d, bottleneck b."""
     if isinstance(adapter_params, bool) or not isinstance(adapter_params, numbers.Real):
         raise Hint(f"`adapter_params` should be a number (a count of parameters), got {type(adapter_params).__name__}")
     if not math.isfinite(adapter_params) or adapter_params != int(adapter_params):
@@ -59,7 +121,7 @@ def _row(results, method: str) -> dict:
 
 
 def check_files_per_full_model(files_per_full_model, results) -> None:
-    """Exercise 2: how many adapter files fit in the space of one full copy, from the table's parameter counts."""
+    """Exercise 3: how many adapter files fit in the space of one full copy, from the table's parameter counts."""
     full, adapter, head = _row(results, "full"), _row(results, "adapter"), _row(results, "head")
     exact = full["trainable"] / adapter["trainable"]
     truth = math.floor(exact)

@@ -2,8 +2,8 @@
 
 For a workshop with poor wifi: the instructor (or each learner, the evening before) runs
 
-    python -m ftlib.course download --profile full            # into the default hub cache
-    python -m ftlib.course download --profile full --cache D  # into folder D (a USB stick)
+    python -m tools.course download --profile full            # into the default hub cache
+    python -m tools.course download --profile full --cache D  # into folder D (a USB stick)
 
 and afterwards sets ``HF_HUB_OFFLINE=1`` (plus ``HF_HUB_CACHE=D`` for a chosen folder):
 every ``from_pretrained`` in the course then reads the cache and never touches the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .catalog import ModelSource, Profile
+from ftlib.catalog import ModelSource, Profile
 
 __all__ = ["ALLOW_PATTERNS", "hub_sources", "prefetch", "verify_offline"]
 
@@ -71,6 +71,6 @@ def verify_offline(profile: Profile, cache_dir: str | Path | None = None) -> lis
                 raise OSError("no safetensors weights")
         except OSError as err:
             raise OSError(f"{source.repo} is not complete in the cache ({err.__class__.__name__}): run "
-                          "`python -m ftlib.course download --profile full` again while online") from None
+                          "`python -m tools.course download --profile full` again while online") from None
         checked.append(source.repo)
     return checked

@@ -1,9 +1,9 @@
 """Course tooling: learner notebooks from solutions, and running notebooks headless.
 
-    python -m ftlib.course build              # solutions/*.ipynb -> lessons/*.ipynb
-    python -m ftlib.course check              # fail if lessons/ is out of date
-    python -m ftlib.course run --profile lite # execute every lesson, write a timing report
-    python -m ftlib.course download           # pre-download the full profile for offline use
+    python -m tools.course build              # solutions/*.ipynb -> lessons/*.ipynb
+    python -m tools.course check              # fail if lessons/ is out of date
+    python -m tools.course run --profile lite # execute every lesson, write a timing report
+    python -m tools.course download           # pre-download the full profile for offline use
 
 ``solutions/`` is the source. In a solution notebook, the learner's part of an exercise
 sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION``; the learner's copy keeps
@@ -38,8 +38,10 @@ def stub_solution(code: str) -> str:
     """Replace the solution's body by ``name = ...`` for every name it assigns at top level."""
     tree = ast.parse(code)
     names = []
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+    for node in tree.body:  # assignments only: a loop's variable is not something the learner must define
+        if not isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         for target in targets:
             if isinstance(target, ast.Name) and target.id not in names:
                 names.append(target.id)
@@ -108,8 +110,11 @@ def stale_lessons() -> list[str]:
 
 
 def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800, out: Path | None = None,
-                 workdir: Path | None = None) -> float:
-    """Execute one notebook headless in `profile`, in `workdir` (default: its folder); return the seconds."""
+                 workdir: Path | None = None, extra_env: dict[str, str] | None = None) -> float:
+    """Execute one notebook headless in `profile`, in `workdir` (default: its folder); return the seconds.
+
+    `extra_env` adds environment variables for the kernel (the tests' emulated GPU uses it).
+    """
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
@@ -121,6 +126,7 @@ def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800,
            "TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     if strict:
         env["FTLIB_STRICT"] = "1"
+    env.update(extra_env or {})
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
@@ -142,7 +148,7 @@ def run_notebook(path: Path, *, profile: str, strict: bool, timeout: int = 1800,
 
 def run_notebooks(folder: str, profile: str, out: Path, only: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    from .runtime import get_runtime
+    from ftlib.runtime import get_runtime
 
     report = {"profile": profile, "folder": folder, "stamp": get_runtime(profile).stamp(), "lessons": {}}
     previous = out / f"timing-{profile}.json"
@@ -185,7 +191,7 @@ def timing_table(report: dict) -> str:
 
 
 def _download(profile_name: str, cache: str | None) -> int:
-    from .catalog import get_profile
+    from ftlib.catalog import get_profile
     from .prefetch import hub_sources, prefetch, verify_offline
 
     profile = get_profile(profile_name)
@@ -201,7 +207,7 @@ def _download(profile_name: str, cache: str | None) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ftlib.course")
+    parser = argparse.ArgumentParser(prog="python -m tools.course")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="generate lessons/ from solutions/")
     sub.add_parser("check", help="fail if lessons/ is out of date")

@@ -1,6 +1,6 @@
 """The static course site: the lessons as a Jupyter Book, with the lesson table as its front page.
 
-    make site        # = python -m ftlib.book build/book, then jupyter-book build build/book
+    make site        # = python -m tools.book build/book, then jupyter-book build build/book
 
 This module only writes the book's source folder (front page, table of contents,
 configuration, the learner notebooks); Jupyter Book, installed in its own environment
