@@ -19,7 +19,9 @@ from torch import nn
 
 from .freezing import HEADS
 
-__all__ = ["ADAPTER_POINTS", "Adapter", "WithAdapter", "add_adapters"]
+__all__ = ["ADAPTER_POINTS", "BOTTLENECK", "Adapter", "WithAdapter", "add_adapters"]
+
+BOTTLENECK = 64  # the course's default adapter width
 
 # Where the adapters go, per architecture: after the projection that ends each sub-layer.
 ADAPTER_POINTS = {
@@ -29,7 +31,7 @@ ADAPTER_POINTS = {
 
 
 class Adapter(nn.Module):
-    def __init__(self, hidden: int, bottleneck: int = 64):
+    def __init__(self, hidden: int, bottleneck: int = BOTTLENECK):
         super().__init__()
         if bottleneck < 1:
             raise ValueError(f"bottleneck must be at least 1, got {bottleneck}: typical values are 16 to 128")
@@ -54,7 +56,7 @@ class WithAdapter(nn.Module):
         return self.adapter(self.layer(x))
 
 
-def add_adapters(model: nn.Module, bottleneck: int = 64, *, points=None, train_also=HEADS) -> list[str]:
+def add_adapters(model: nn.Module, bottleneck: int = BOTTLENECK, *, points=None, train_also=HEADS) -> list[str]:
     """Freeze `model` and insert an adapter after each layer named by `points`, in place.
 
     Layer norms and the modules in `train_also` (the task head) stay trainable, as in

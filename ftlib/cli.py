@@ -32,6 +32,9 @@ _DEFAULTS_NOTE = "values not given come from the profile (ftlib/catalog.py)"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import adapters, lora  # the method defaults are written there, once
+    from .runtime import PROFILE_NAMES
+
     parser = argparse.ArgumentParser(prog="python -m ftlib", description="Fine-tune a pretrained model.")
     sub = parser.add_subparsers(dest="command", required=True)
     ft = sub.add_parser("finetune", help="fine-tune a model on a data file", description=_DEFAULTS_NOTE)
@@ -46,12 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--method", type=_method,
                     help="what trains: full | head | freeze:K (first K blocks frozen) | adapter | lora "
                          "(default: full; for --task qa: lora, and only lora or full)")
-    ft.add_argument("--lora-r", type=int, default=8)
-    ft.add_argument("--lora-alpha", type=float, default=16)
-    ft.add_argument("--lora-targets", help="comma-separated layer names (default: the query and value projections; "
-                                           "for --task qa the profile's qa_lora_targets)")
-    ft.add_argument("--adapter-size", type=int, default=64, help="adapter bottleneck width")
-    ft.add_argument("--profile", choices=["full", "lite", "smoke"])
+    ft.add_argument("--lora-r", type=int, default=lora.R)
+    ft.add_argument("--lora-alpha", type=float, default=lora.ALPHA)
+    ft.add_argument("--lora-targets", help="comma-separated layer names (default: every linear layer of every "
+                                           "block; for --task qa the profile's qa_lora_targets)")
+    ft.add_argument("--adapter-size", type=int, default=adapters.BOTTLENECK, help="adapter bottleneck width")
+    ft.add_argument("--profile", choices=PROFILE_NAMES)
     ft.add_argument("--epochs", type=int)
     ft.add_argument("--lr", type=float)
     ft.add_argument("--batch-size", type=int)
@@ -77,13 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "the report as JSON (default: MODEL/evaluation-INPUT.json)")
         cmd.add_argument("--batch-size", type=int, default=64)
         cmd.add_argument("--max-length", type=int, help="default: the run's --max-length")
-        cmd.add_argument("--profile", choices=["full", "lite", "smoke"],
+        cmd.add_argument("--profile", choices=PROFILE_NAMES,
                          help="the profile the run was trained with (default: as method.json says)")
         cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     ex = sub.add_parser("export", help="write a LoRA run as a plain transformers model (LoRA merged)")
     ex.add_argument("--model", required=True, help="a run folder or a model folder")
     ex.add_argument("--out", required=True, help="the folder to write")
-    ex.add_argument("--profile", choices=["full", "lite", "smoke"])
+    ex.add_argument("--profile", choices=PROFILE_NAMES)
     return parser
 
 
@@ -96,11 +99,15 @@ def _method(value: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _settings(args) -> dict:
+def _settings(args, model_type: str | None = None) -> dict:
+    from .lora import ALL_LINEAR_TARGETS
+    from .methods import method_settings
+
     targets = args.lora_targets.split(",") if args.lora_targets else None
-    if args.method == "lora":
-        return {"lora_r": args.lora_r, "lora_alpha": args.lora_alpha, "lora_targets": targets}
-    return {"adapter_size": args.adapter_size} if args.method == "adapter" else {}
+    if args.method == "lora" and targets is None and model_type in ALL_LINEAR_TARGETS:
+        targets = list(ALL_LINEAR_TARGETS[model_type])  # the command line's default (ftlib/lora.py says why)
+    return method_settings(args.method, adapter_size=args.adapter_size, lora_r=args.lora_r,
+                           lora_alpha=args.lora_alpha, lora_targets=targets)
 
 
 def _labels(args, tables: dict) -> list[str]:
@@ -143,19 +150,17 @@ def _selection(history, config, args) -> dict:
 
 
 def finetune(args) -> dict:
-    from .catalog import get_profile
     from .data import check_classes, count_truncated, load_table, make_loader, prepare_classification, tokenize
     from .evaluation import evaluate
-    from .methods import apply_method, save_finetuned, save_merged
+    from . import setup
+    from .methods import apply_method, method_lr, save_finetuned, save_merged
     from .models import count_parameters, load_text_classifier
-    from .runtime import get_runtime
     from .training import TrainConfig, fit
 
     if args.merge and args.method == "adapter":
         raise ValueError("--merge does not apply to --method adapter: adapters add layers that a plain "
                          "transformers model does not have; leave --merge out (predict and evaluate read the run)")
-    runtime = get_runtime(args.profile, seed=args.seed)
-    profile = get_profile(runtime.profile)
+    runtime, profile = setup(args.profile, seed=args.seed)  # seeded: --seed decides the head, the order, dropout
     paths = {name: path for name, path in [("train", args.train), ("eval", args.eval), ("test", args.test)] if path}
     tables = {name: load_table(path) for name, path in paths.items()}
     labels = _labels(args, tables)
@@ -174,7 +179,7 @@ def finetune(args) -> dict:
     if batch_size < 1 or max_length < 2:
         raise ValueError(f"--batch-size must be at least 1 and --max-length at least 2, got {batch_size} and "
                          f"{max_length}: pass positive values, or leave them out to use the profile's")
-    default_lr = {"head": profile.head_lr, "adapter": profile.peft_lr, "lora": profile.peft_lr}.get(args.method, profile.lr)
+    default_lr = method_lr(profile, args.method)
     config = TrainConfig(
         epochs=pick(args.epochs, profile.epochs), lr=pick(args.lr, default_lr),
         patience=args.patience, checkpoint_dir=str(Path(args.out) / "checkpoints"),
@@ -182,7 +187,8 @@ def finetune(args) -> dict:
 
     print(runtime.stamp())
     model, tokenizer = load_text_classifier(profile.text_model, labels)
-    apply_method(model, args.method, **_settings(args))
+    settings = _settings(args, model.config.model_type)
+    apply_method(model, args.method, **settings)
     sets = {name: ds for name, ds in [("train", train), ("eval", evalset), ("test", testset)] if ds is not None}
     truncated = {name: count_truncated(ds["text"], tokenizer, max_length) for name, ds in sets.items()}
     for name, n in truncated.items():
@@ -209,7 +215,7 @@ def finetune(args) -> dict:
         metrics["test"] = evaluate(model, loaders["test"], runtime)
     out = Path(args.out)
     metrics["saved_bytes"] = save_finetuned(model, tokenizer, out / "model", args.method, profile=runtime.profile,
-                                            max_length=max_length, **_settings(args))
+                                            max_length=max_length, **settings)
     if args.merge:
         if args.method == "lora":
             metrics["merged_bytes"] = save_merged(model, tokenizer, out / "merged")
@@ -252,21 +258,19 @@ def _qa_scores(model, tokenizer, records, loader, runtime, max_new_tokens: int) 
 
 def finetune_qa(args) -> dict:
     """``--task qa``: the profile's causal LM learns to answer; LoRA (peft) or full fine-tuning."""
-    from .catalog import get_profile
     from .files import share
     from .lora import peft_config
+    from . import setup
     from .methods import save_merged
     from .models import count_parameters, load_causal_lm
     from .qa import make_qa_loader
-    from .runtime import get_runtime
     from .training import TrainConfig, fit
 
     if args.method not in ("lora", "full"):
         raise ValueError(f"--method {args.method} does not apply to --task qa: use lora (the default) or full")
     if args.labels:
         raise ValueError("--labels does not apply to --task qa: the answers are free text; leave it out")
-    runtime = get_runtime(args.profile, seed=args.seed)
-    profile = get_profile(runtime.profile)
+    runtime, profile = setup(args.profile, seed=args.seed)  # seeded: --seed decides the order and dropout
     sets = _qa_data(args)
     pick = lambda given, default: default if given is None else given  # noqa: E731 (0 is a value, not "unset")
     batch_size, max_length = pick(args.batch_size, profile.qa_batch_size), pick(args.max_length, profile.qa_max_length)

@@ -27,33 +27,13 @@ from pathlib import Path
 
 from .data import make_loader, tokenize
 from .evaluation import evaluate
-from .methods import apply_method, check_method, save_finetuned
 from .freezing import count_parameters
+from .methods import apply_method, check_method, method_lr, method_settings, save_finetuned
 from .models import load_text_classifier, load_tokenizer
 from .runtime import seed_everything
 from .training import TrainConfig, fit
 
-__all__ = ["compare_methods", "export_splits", "format_table", "method_lr", "method_settings", "row_from_cli"]
-
-
-def method_lr(profile, method: str) -> float:
-    """The profile's learning rate for `method`, as the command line chooses it by default."""
-    check_method(method)
-    if method == "head":
-        return profile.head_lr  # only a small new layer trains: a large step is safe
-    if method in ("adapter", "lora"):
-        return profile.peft_lr  # mostly new weights
-    return profile.lr  # full and freeze:K move pretrained weights: small steps
-
-
-def method_settings(method: str, *, adapter_size: int = 64, lora_r: int = 8, lora_alpha: float = 16,
-                    lora_targets=None) -> dict:
-    """The settings `method` needs (apply_method's keywords), and nothing else: they go into method.json."""
-    if method == "adapter":
-        return {"adapter_size": adapter_size}
-    if method == "lora":
-        return {"lora_r": lora_r, "lora_alpha": lora_alpha, "lora_targets": lora_targets}
-    return {}
+__all__ = ["compare_methods", "export_splits", "format_table", "row_from_cli"]
 
 
 def _run_one(method, loaders, *, source, labels, runtime, config, folder, seed, settings) -> dict:
@@ -95,7 +75,7 @@ def compare_methods(methods, train_ds, val_ds, test_ds, *, source, labels, runti
             test is evaluated once, at the end.
         source, labels: the pretrained model (a ``ModelSource``) and the class names.
         runtime, profile: device and precision; batch size, max length, epochs
-            (``profile.compare_epochs``) and learning rates (:func:`method_lr`).
+            (``profile.compare_epochs``) and learning rates (``ftlib.methods.method_lr``).
         epochs, lrs: override the profile's epochs, or the learning rate of some methods ({"lora": 1e-3}).
         save_dir: where each fine-tune is saved (one folder per method); None: a temporary folder.
         verbose: print one line per finished method.

@@ -19,7 +19,9 @@ from torch import nn
 
 from .freezing import HEADS
 
-__all__ = ["DEFAULT_TARGETS", "FFN_TARGETS", "LoRALinear", "add_lora", "merge_lora", "peft_config"]
+__all__ = ["ALL_LINEAR_TARGETS", "ALPHA", "DEFAULT_TARGETS", "R", "FFN_TARGETS", "LoRALinear", "add_lora", "merge_lora", "peft_config"]
+
+R, ALPHA = 8, 16.0  # the course's default rank and scaling numerator (alpha / r = 2), as in many LoRA recipes
 
 # The attention projections LoRA adapts by default (query and value, as in Hu et al.), per architecture.
 DEFAULT_TARGETS = {"bert": ("query", "value"), "distilbert": ("q_lin", "v_lin"), "llama": ("q_proj", "v_proj")}
@@ -27,12 +29,18 @@ DEFAULT_TARGETS = {"bert": ("query", "value"), "distilbert": ("q_lin", "v_lin"),
 # would otherwise also match the attention's 'attention.output.dense').
 FFN_TARGETS = {"bert": (r".*intermediate\.dense", r".*layer\.\d+\.output\.dense"),
                "distilbert": (r".*ffn\.lin1", r".*ffn\.lin2"), "llama": ("gate_proj", "up_proj", "down_proj")}
+# Every linear layer of every block: the four attention projections and the feed-forward ones. The command
+# line's default for text classification: on SST-2 (5,000 sentences, lite) it came within 2 points of full
+# fine-tuning, where query and value alone fell 2.2 points short (issue 17; README, "From the command line").
+ALL_LINEAR_TARGETS = {"bert": ("query", "key", "value", r".*attention\.output\.dense", *FFN_TARGETS["bert"]),
+                      "distilbert": ("q_lin", "k_lin", "v_lin", "out_lin", *FFN_TARGETS["distilbert"]),
+                      "llama": ("q_proj", "k_proj", "v_proj", "o_proj", *FFN_TARGETS["llama"])}
 
 
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update of rank `r`."""
 
-    def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16, dropout: float = 0.0):
+    def __init__(self, base: nn.Linear, r: int = R, alpha: float = ALPHA, dropout: float = 0.0):
         super().__init__()
         if r < 1:
             raise ValueError(f"LoRA rank r must be at least 1, got {r}: typical values are 4 to 64")
@@ -66,7 +74,7 @@ def _matches(name: str, targets) -> bool:
                for t in targets)
 
 
-def add_lora(model: nn.Module, targets=None, *, r: int = 8, alpha: float = 16,
+def add_lora(model: nn.Module, targets=None, *, r: int = R, alpha: float = ALPHA,
              dropout: float = 0.0, train_also=HEADS) -> list[str]:
     """Freeze `model`, replace every ``nn.Linear`` named by `targets` with a LoRALinear, in place.
 
@@ -104,7 +112,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model
 
 
-def peft_config(targets=DEFAULT_TARGETS["bert"], *, r: int = 8, alpha: float = 16, dropout: float = 0.0,
+def peft_config(targets=DEFAULT_TARGETS["bert"], *, r: int = R, alpha: float = ALPHA, dropout: float = 0.0,
                 train_also=HEADS, task_type: str = "SEQ_CLS"):
     """The same set-up as :func:`add_lora`, as a ``peft.LoraConfig``."""
     from peft import LoraConfig

@@ -26,14 +26,15 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from . import adapters, lora
 from .adapters import WithAdapter, add_adapters
 from .files import share
 from .freezing import freeze_all_but_head, freeze_bottom
 from .lora import LoRALinear, add_lora, merge_lora, peft_config
 from .models import load_text_classifier, trained_state_dict
 
-__all__ = ["METHODS", "apply_method", "check_method", "load_finetuned", "read_recipe", "save_finetuned",
-           "save_merged"]
+__all__ = ["METHODS", "apply_method", "check_method", "load_finetuned", "method_lr", "method_settings", "read_recipe",
+           "save_finetuned", "save_merged"]
 
 _PEFT_PREFIX = "base_model.model."  # peft's names: the wrapped model's names behind this prefix
 
@@ -46,8 +47,32 @@ def check_method(method: str) -> str:
     raise ValueError(f"invalid method {method!r}: choose full, head, freeze:K (e.g. freeze:4), adapter or lora")
 
 
-def apply_method(model, method: str, *, lora_r: int = 8, lora_alpha: float = 16, lora_targets=None,
-                 adapter_size: int = 64) -> None:
+def method_settings(method: str, *, adapter_size: int = adapters.BOTTLENECK, lora_r: int = lora.R,
+                    lora_alpha: float = lora.ALPHA, lora_targets=None) -> dict:
+    """The settings `method` needs (:func:`apply_method`'s keywords) and nothing else; they go into method.json.
+
+    The defaults are the course's, written once in ``ftlib.lora`` and ``ftlib.adapters``.
+    """
+    check_method(method)
+    if method == "adapter":
+        return {"adapter_size": adapter_size}
+    if method == "lora":
+        return {"lora_r": lora_r, "lora_alpha": lora_alpha, "lora_targets": lora_targets}
+    return {}
+
+
+def method_lr(profile, method: str) -> float:
+    """The profile's learning rate for `method`: what the command line, ``compare`` and the lessons use."""
+    check_method(method)
+    if method == "head":
+        return profile.head_lr  # only a small new layer trains: a large step is safe
+    if method in ("adapter", "lora"):
+        return profile.peft_lr  # mostly new weights
+    return profile.lr  # full and freeze:K move pretrained weights: small steps
+
+
+def apply_method(model, method: str, *, lora_r: int = lora.R, lora_alpha: float = lora.ALPHA, lora_targets=None,
+                 adapter_size: int = adapters.BOTTLENECK) -> None:
     """Decide, in place, which parameters of `model` train."""
     check_method(method)
     if method == "head":

@@ -2,7 +2,7 @@
 import pytest
 
 import tiny
-from ftlib import catalog, compare
+from ftlib import catalog, compare, methods
 from ftlib.data import load_table, prepare_classification
 from ftlib.methods import apply_method
 from ftlib.freezing import count_parameters
@@ -57,7 +57,7 @@ def test_each_method_gets_its_learning_rate_from_the_profile(rows, setting):
     expected = {"head": profile.head_lr, "lora": profile.peft_lr, "adapter": profile.peft_lr,
                 "freeze:1": profile.lr, "full": profile.lr}
     assert {r["method"]: r["lr"] for r in rows} == expected
-    assert compare.method_lr(profile, "freeze:3") == profile.lr
+    assert methods.method_lr(profile, "freeze:3") == profile.lr
 
 
 def test_checkpoints_hold_only_what_trained_for_adapter_and_lora(rows, tmp_path_factory):

@@ -27,8 +27,10 @@ def imports() -> dict[str, set[str]]:
     for path in sorted(PACKAGE.glob("*.py")):
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and node.level == 1:  # from . import x: a module, or a name of __init__
+                found |= {a.name if (PACKAGE / f"{a.name}.py").exists() else "__init__" for a in node.names}
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ftlib."):
                 found.add(node.module.split(".")[1])
         graph[path.stem] = found - {path.stem}

@@ -30,7 +30,7 @@ def learner_epoch(start, batches, *, zero_grad=True, backward=True, step=True, r
     my_model = copy.deepcopy(start).train()
     optimizer = make_optimizer(my_model, lr=LR)
     seed_everything(0)
-    my_losses = []
+    my_losses, total = [], 0.0
     for batch in batches:
         batch = move_to(batch, "cpu")
         if zero_grad:
@@ -43,7 +43,7 @@ def learner_epoch(start, batches, *, zero_grad=True, backward=True, step=True, r
         if record == "each":
             my_losses.append(loss.item())
         elif record == "running mean":  # the mean so far, as a progress bar shows it
-            total = total + loss.item() if my_losses else loss.item()
+            total += loss.item()
             my_losses.append(total / (len(my_losses) + 1))
     if record == "once":
         my_losses.append(loss.item())

@@ -90,3 +90,128 @@ def test_precision_of_a_class_never_predicted_is_nan_or_zero():
     lesson07.check_precision_recall(torch.tensor(0) / torch.tensor(0), torch.tensor(0.0), never, 1)
     lesson07.check_precision_recall(0.0, 0.0, never, 1)
     assert "nan" in hint_of(lesson07.check_precision_recall, 0.0, float("nan"), never, 1)
+
+
+# Exercise 3: the ECE from probabilities, and temperature scaling, written by the learner.
+import torch.nn.functional as F  # noqa: E402
+
+from ftlib.calibration import expected_calibration_error  # noqa: E402
+from ftlib.exercises import check as run_check  # noqa: E402
+
+
+def make_ece(*, weighted=True, true_class=False, absolute=True, answered=True):
+    """Exercise 3a's function as a learner writes it, with the slips the tests need."""
+    def my_ece(probs, labels, n_bins=10):
+        if not answered:
+            return ...
+        probs = probs.double()
+        confidence, predicted = probs.max(-1)
+        correct = (predicted == labels).double()
+        if true_class:
+            confidence = probs.gather(1, labels[:, None]).squeeze(1)
+        bin_of = (confidence * n_bins).long().clamp(max=n_bins - 1)
+        parts = []
+        for b in range(n_bins):
+            in_bin = bin_of == b
+            if in_bin.any():
+                gap = correct[in_bin].mean() - confidence[in_bin].mean()
+                parts.append((in_bin.double().mean(), gap.abs() if absolute else gap))
+        if weighted:
+            return float(abs(sum(w * g for w, g in parts)))
+        return float(sum(g for _, g in parts) / len(parts))
+    return my_ece
+
+
+def lesson_probs():
+    g = torch.Generator().manual_seed(5)
+    labels = torch.randint(2, (90,), generator=g)
+    return (3 * torch.randn(90, 2, generator=g)).softmax(-1), labels
+
+
+def test_my_ece_right_answer_passes():
+    fn = make_ece()
+    probs, labels = lesson_probs()
+    assert math.isclose(fn(probs, labels), expected_calibration_error(probs, labels), rel_tol=1e-9)
+    lesson07.check_my_ece(fn(probs, labels), fn)
+
+
+def test_my_ece_hints_name_the_slip():
+    probs, labels = lesson_probs()
+    for slip, words in (({"weighted": False}, "share of the predictions"), ({"true_class": True}, "*predicted*"),
+                        ({"absolute": False}, "absolute value")):
+        fn = make_ece(**slip)
+        assert words in hint_of(lesson07.check_my_ece, fn(probs, labels), fn), slip
+    fn = make_ece()
+    assert "one number" in hint_of(lesson07.check_my_ece, "0.1", fn)
+
+
+def test_my_ece_unanswered_says_so(capsys):
+    fn = make_ece(answered=False)
+    run_check(lesson07.check_my_ece, fn(*lesson_probs()), fn, strict=False)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_my_ece_hints_never_give_the_answer():
+    probs, labels = lesson_probs()
+    for slip in ({"weighted": False}, {"true_class": True}, {"absolute": False}):
+        fn = make_ece(**slip)
+        hint = hint_of(lesson07.check_my_ece, fn(probs, labels), fn)
+        assert "max(" not in hint and ".long()" not in hint and "n / total" not in hint and "sum(" not in hint
+
+
+def make_fit(*, invert=False, answered=True):
+    """Exercise 3b's function as a learner writes it."""
+    def fit_temperature(logits, labels):
+        if not answered:
+            return ...
+        logits = logits.double()
+        candidates = torch.linspace(-3, 3, 1201, dtype=torch.float64).exp()
+        losses = torch.stack([F.cross_entropy(logits / t, labels) for t in candidates])
+        best = candidates[losses.argmin()].item()
+        return 1 / best if invert else best
+    return fit_temperature
+
+
+def splits():
+    """Validation predictions that want a high temperature, test ones that want a low one."""
+    g = torch.Generator().manual_seed(2)
+    out = []
+    for scale, boost in ((5.0, 1.0), (0.8, 2.0)):
+        labels = torch.randint(2, (200,), generator=g)
+        logits = torch.randn(200, 2, generator=g)
+        logits[torch.arange(200), labels] += boost
+        out += [scale * logits, labels]
+    return out
+
+
+def test_temperature_right_answer_passes():
+    val_logits, val_labels, test_logits, test_labels = splits()
+    fit = make_fit()
+    assert abs(fit(val_logits, val_labels) - lesson07.reference_temperature(val_logits, val_labels)) < 0.02
+    lesson07.check_temperature(fit(val_logits, val_labels), fit, *splits())
+    lesson07.check_temperature(lesson07.reference_temperature(val_logits, val_labels), fit, *splits())
+
+
+def test_temperature_hints_name_the_slip():
+    val_logits, val_labels, test_logits, test_labels = splits()
+    fit = make_fit()
+    assert "test set" in hint_of(lesson07.check_temperature, fit(test_logits, test_labels), fit, *splits())
+    assert "upside down" in hint_of(lesson07.check_temperature, 1.0, make_fit(invert=True), *splits())
+    assert "changes nothing" in hint_of(lesson07.check_temperature, 1.0, lambda lo, y: 1.0, *splits())
+    assert "above 0" in hint_of(lesson07.check_temperature, 1.0, lambda lo, y: -2.0, *splits())
+    assert "not the best one" in hint_of(lesson07.check_temperature, 7.0, fit, *splits())
+
+
+def test_temperature_unanswered_says_so(capsys):
+    fit = make_fit(answered=False)
+    run_check(lesson07.check_temperature, fit(*splits()[:2]), fit, *splits(), strict=False)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_temperature_hints_never_give_the_answer():
+    val_logits, val_labels, test_logits, test_labels = splits()
+    fit = make_fit()
+    best = lesson07.reference_temperature(val_logits, val_labels)
+    for args in ((fit(test_logits, test_labels), fit), (1.0, make_fit(invert=True)), (7.0, fit)):
+        hint = hint_of(lesson07.check_temperature, *args, *splits())
+        assert f"{best:.1f}" not in hint and "linspace" not in hint and "cross_entropy(" not in hint

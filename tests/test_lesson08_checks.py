@@ -79,3 +79,88 @@ def test_lesson08_quiz_is_complete():
     assert 4 <= len(lesson08.QUIZ.questions) <= 6
     for q in lesson08.QUIZ.questions:
         assert len(q.options) == len(q.explanations) >= 3
+
+
+# Exercise 2: the early-stopping rule, written by the learner.
+import copy  # noqa: E402
+import math  # noqa: E402
+
+import torch  # noqa: E402
+
+from ftlib.exercises import check as run_check  # noqa: E402
+
+
+def make_stopper(*, ties=False, late=False, reset=True, keep="best", copy_weights=True, answered=True):
+    """The exercise's class as a learner writes it, with the slips the tests need."""
+    class MyEarlyStopping:
+        def __init__(self, patience):
+            self.patience = patience
+            self.best_score, self.best_epoch, self.best_weights = -math.inf, None, None
+            self.bad_epochs = 0
+
+        def update(self, epoch, score, weights):
+            if not answered:
+                return ...
+            kept = copy.deepcopy(weights) if copy_weights else weights
+            if score > self.best_score or (ties and score == self.best_score):
+                self.best_score, self.best_epoch, self.best_weights = score, epoch, kept
+                if reset:
+                    self.bad_epochs = 0
+            else:
+                self.bad_epochs += 1
+            if keep == "last":
+                self.best_weights = kept
+            return self.bad_epochs > self.patience if late else self.bad_epochs >= self.patience
+
+    return MyEarlyStopping
+
+
+def first(cls):
+    return cls(2).update(1, 0.7, {"weight": torch.zeros(3)})
+
+
+def test_my_early_stopping_right_answer_passes():
+    cls = make_stopper()
+    lesson08.check_my_early_stopping(first(cls), cls)
+    cls = lesson08.FtlibRule  # the lesson's stand-in behaves as the exercise asks
+    lesson08.check_my_early_stopping(first(cls), cls)
+
+
+def test_my_early_stopping_reference_is_ftlibs():
+    for scores, patience in lesson08._CURVES:
+        stop, best = lesson08._simulate(scores, patience)
+        assert lesson08._slip(scores, patience) == (stop, best, best)
+
+
+def test_my_early_stopping_hints_name_the_slip():
+    def hint(**slip):
+        cls = make_stopper(**slip)
+        return hint_of(lesson08.check_my_early_stopping, first(cls), cls)
+
+    assert "one epoch late" in hint(late=True)
+    assert "strictly" in hint(ties=True)
+    assert "starts again from zero" in hint(reset=False)
+    assert "last epoch's" in hint(keep="last")
+    assert "own tensors" in hint(copy_weights=False)
+    cls = make_stopper()
+    assert "True or False" in hint_of(lesson08.check_my_early_stopping, "no", cls)
+
+
+def test_my_early_stopping_unanswered_says_so(capsys):
+    cls = make_stopper(answered=False)
+    run_check(lesson08.check_my_early_stopping, first(cls), cls, strict=False)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_my_early_stopping_hints_never_give_the_answer():
+    slips = ({"late": True}, {"ties": True}, {"reset": False}, {"keep": "last"}, {"copy_weights": False})
+    for slip in slips:
+        cls = make_stopper(**slip)
+        hint = hint_of(lesson08.check_my_early_stopping, first(cls), cls)
+        assert ">=" not in hint and "deepcopy" not in hint and "bad_epochs" not in hint and "clone" not in hint
+
+
+def test_replay_uses_the_stand_in_weights():
+    stopper = lesson08.FtlibRule(2)
+    stop, weights = lesson08.replay(stopper, SCORES)
+    assert (stop, stopper.best_epoch, int(stopper.best_weights["epoch"])) == (STOP, BEST, BEST)

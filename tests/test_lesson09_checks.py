@@ -88,3 +88,74 @@ def test_lesson09_quiz_is_complete():
     for q in lesson09.QUIZ.questions:
         assert len(q.options) == len(q.explanations) >= 3
     assert "-100" in lesson09.QUIZ.as_text() and "DPO" in lesson09.QUIZ.as_text()
+
+
+# Exercise 1: the whole example, encoded by the learner, against encode_qa (English and Korean).
+from ftlib import catalog  # noqa: E402
+from ftlib.exercises import check as run_check  # noqa: E402
+from ftlib.models import load_tokenizer  # noqa: E402
+from ftlib.qa import encode_qa, prompt_ids  # noqa: E402
+
+PAIR = ("What is 7 times 8?", "56")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer(catalog.TINY_LLAMA)  # the SmolLM2 tokenizer, with its chat template
+
+
+def make_encode(slip=None):
+    """Exercise 1's function as a learner writes it, with the slips the tests need."""
+    def my_encode_qa(tokenizer, question, answer):
+        prompt = prompt_ids(tokenizer, question)
+        if slip == "unanswered":
+            return {"input_ids": ..., "labels": ...}
+        answer_ids = tokenizer(answer.strip(), add_special_tokens=False)["input_ids"]
+        if slip != "no eos":
+            answer_ids = answer_ids + [tokenizer.eos_token_id]
+        input_ids = prompt + answer_ids
+        labels = {
+            "mask answer": prompt + [-100] * len(answer_ids),
+            "no mask": input_ids,
+            "mask eos": [-100] * len(prompt) + answer_ids[:-1] + [-100],
+            "shifted": input_ids[1:] + [-100],
+            "zeros": [0] * len(prompt) + answer_ids,
+        }.get(slip, [-100] * len(prompt) + answer_ids)
+        return {"input_ids": input_ids, "labels": labels}
+    return my_encode_qa
+
+
+def encode_args(tok, slip=None):
+    fn = make_encode(slip)
+    return fn(tok, *PAIR)["labels"], fn, tok, *PAIR
+
+
+def test_my_encode_qa_right_answer_passes(tok):
+    lesson09.check_my_encode_qa(*encode_args(tok))
+    for q, a in lesson09._PAIRS + (PAIR,):  # the reference itself, on English and Korean
+        assert make_encode()(tok, q, a)["input_ids"] == encode_qa(tok, q, a, max_length=512)["input_ids"]
+    assert any("\uac00" <= ch <= "\ud7a3" for q, _ in lesson09._PAIRS for ch in q)
+
+
+def test_my_encode_qa_hints_name_the_slip(tok):
+    check_ = lesson09.check_my_encode_qa
+    assert "other way round" in hint_of(check_, *encode_args(tok, "mask answer"))
+    assert "not hidden" in hint_of(check_, *encode_args(tok, "no mask"))
+    assert "stop" in hint_of(check_, *encode_args(tok, "no eos"))
+    assert "end-of-turn token is hidden" in hint_of(check_, *encode_args(tok, "mask eos"))
+    assert "shift" in hint_of(check_, *encode_args(tok, "shifted"))
+    assert "real token id" in hint_of(check_, *encode_args(tok, "zeros"))
+    assert "a dict" in hint_of(check_, [1], lambda t, q, a: [1], tok, *PAIR)
+
+
+def test_my_encode_qa_unanswered_says_so(tok, capsys):
+    run_check(lesson09.check_my_encode_qa, *encode_args(tok, "unanswered"), strict=False)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_my_encode_qa_hints_never_give_the_answer(tok):
+    n = len(prompt_ids(tok, PAIR[0]))
+    for slip in ("mask answer", "no mask", "no eos", "mask eos", "shifted", "zeros"):
+        hint = hint_of(lesson09.check_my_encode_qa, *encode_args(tok, slip))
+        assert "[-100] *" not in hint and "eos_token_id" not in hint and "prompt +" not in hint
+        assert str(n) not in hint

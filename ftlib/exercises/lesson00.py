@@ -184,8 +184,9 @@ QUIZ = Quiz("Knowledge test: lesson 00", [
         ("Short ones", "Ones with negation or contrast, like 'not bad at all' or 'great screen, awful battery'",
          "Ones about films", "Ones with typos"),
         1,
-        ("Length alone is not the problem; word order is.",
-         "Right: the same words in another order or scope flip the meaning, and word counts cannot see order.",
+        ("Length alone is not the problem; how the words combine is.",
+         "Right: the verdict depends on how a whole sentence is built. Counts of words and word pairs see "
+         "'not bad' as a pair, but not which half of 'great screen, awful battery' decides.",
          "The domain matters less than how the sentence is built.",
          "Typos hurt both models a little; they do not explain the gap."),
     ),

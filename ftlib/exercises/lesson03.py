@@ -212,7 +212,9 @@ QUIZ = Quiz("Knowledge test: lesson 03", [
          "Uniformly between -1 and 1"),
         0,
         ("Right: the lesson measured a std close to 0.02 and zero biases.",
-         "All-zero weights would give the same output for every class and identical gradients for all of them.",
+         "Not what transformers does. (For this last layer zeros would even train: each class's row gets its "
+         "own gradient, the class's probability minus its target times the features. It is hidden layers "
+         "that zeros leave symmetric, every unit with the same gradient.)",
          "The MLM head predicts words, not your labels; it is not used.",
          "That would be far too large: outputs would be big and the first steps unstable."),
     ),

@@ -7,9 +7,12 @@ from __future__ import annotations
 import math
 import numbers
 
+import torch
+
 from . import Hint, Question, Quiz
 
-__all__ = ["check_ece", "check_precision_recall", "QUIZ"]
+__all__ = ["check_ece", "check_my_ece", "check_precision_recall", "check_temperature", "reference_temperature",
+           "QUIZ"]
 
 
 def _number(name: str, value) -> float:
@@ -90,6 +93,132 @@ def check_ece(ece, bins) -> None:
         raise Hint("the weight of a bin is its share of the predictions: divide its count by the total")
     raise Hint("for each bin with predictions: its share of all predictions, times |accuracy - confidence|; "
                "then add them up (skip the empty bins: their values are nan)")
+
+
+def _ece_cases():
+    """Exercise 3's test sets, (probs, labels): three classes, over- and under-confident, some bins empty."""
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    for n, scale, classes in ((300, 3.0, 3), (120, 0.7, 2), (57, 6.0, 4)):
+        labels = torch.randint(classes, (n,), generator=g)
+        logits = torch.randn(n, classes, generator=g)
+        logits[torch.arange(n), labels] += 1.0  # better than chance
+        cases.append(((scale * logits).softmax(-1), labels))
+    return cases
+
+
+def _ece_slips(probs, labels, n_bins=10):
+    """What typical slips compute, by name."""
+    from ..calibration import reliability_bins
+
+    probs, labels = probs.double(), labels
+    confidence, predicted = probs.max(-1)
+    correct = predicted == labels
+    bins = reliability_bins(confidence, correct, n_bins)
+    shown = [(n, a, c) for n, a, c in zip(bins.counts, bins.accuracy, bins.confidence) if n > 0]
+    true_class = probs.gather(1, labels[:, None]).squeeze(1)
+    return {
+        "unweighted": sum(abs(a - c) for _, a, c in shown) / len(shown),
+        "true class": reliability_bins(true_class, correct, n_bins).ece,
+        "no abs": abs(sum(n / len(labels) * (a - c) for n, a, c in shown)),  # = |overall accuracy - confidence|
+    }
+
+
+def check_my_ece(test_ece, my_ece) -> None:
+    """Exercise 3a: `my_ece(probs, labels, n_bins)` against ftlib.calibration.expected_calibration_error.
+
+    `test_ece` is what it returned on the lesson's test predictions (``...`` when not answered).
+    """
+    from ..calibration import expected_calibration_error
+
+    _number("my_ece(...)", test_ece)
+    for probs, labels in _ece_cases():
+        got = my_ece(probs, labels)
+        if got is Ellipsis:
+            raise Hint("`my_ece` still returns `...`: set `ece` in the exercise cell")
+        got = _number("my_ece(...)", got)
+        truth = expected_calibration_error(probs, labels)
+        if math.isclose(got, truth, rel_tol=1e-5, abs_tol=1e-7):
+            continue
+        slips = _ece_slips(probs, labels)
+        if math.isclose(got, 100 * truth, rel_tol=1e-5):
+            raise Hint("that is a percentage; the ECE here is a fraction between 0 and 1")
+        if math.isclose(got, slips["unweighted"], rel_tol=1e-5, abs_tol=1e-7):
+            raise Hint("every bin counted equally; weight each bin by its share of the predictions, so that a bin "
+                       "of 3 predictions counts less than one of 300")
+        if math.isclose(got, slips["true class"], rel_tol=1e-5, abs_tol=1e-7):
+            raise Hint("the confidence you binned is the probability of the *true* class; calibration asks about "
+                       "the probability the model gave the class it *predicted*, right or wrong")
+        if math.isclose(got, slips["no abs"], rel_tol=1e-5, abs_tol=1e-7):
+            raise Hint("over-confident and under-confident bins cancel out in your sum: take the size of the gap "
+                       "in each bin (its absolute value) before adding, bin by bin")
+        for n_bins in (5, 15, 20, 9, 11):
+            if math.isclose(got, expected_calibration_error(probs, labels, n_bins), rel_tol=1e-5, abs_tol=1e-7):
+                raise Hint("the bins are not the ones asked for: use `n_bins` equal-width bins between 0 and 1")
+        raise Hint("on a test set of the check's, your ECE differs from ftlib's: sort each prediction into its "
+                   "confidence bin (a confidence of exactly 1 goes into the last), then compare accuracy and mean "
+                   "confidence inside each non-empty bin")
+
+
+def reference_temperature(logits, labels) -> float:
+    """The temperature T > 0 that minimises the cross-entropy of softmax(logits / T): the course's reference."""
+    logits, labels = torch.as_tensor(logits).double().cpu(), torch.as_tensor(labels).cpu()
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)  # T = exp(log_t) stays positive
+    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return log_t.exp().item()
+
+
+def _nll(logits, labels, t: float) -> float:
+    logits, labels = torch.as_tensor(logits).double().cpu(), torch.as_tensor(labels).cpu()
+    return torch.nn.functional.cross_entropy(logits / t, labels).item()
+
+
+def _temperature_case():
+    """Over-confident logits whose best temperature is well above 1."""
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(3, (400,), generator=g)
+    logits = torch.randn(400, 3, generator=g)
+    logits[torch.arange(400), labels] += 1.5
+    return 4.0 * logits, labels
+
+
+def check_temperature(temperature, fit_temperature, val_logits, val_labels, test_logits, test_labels) -> None:
+    """Exercise 3b: `fit_temperature`, and `temperature`, which it should have fitted on the validation set."""
+    logits, labels = _temperature_case()
+    got = fit_temperature(logits, labels)
+    if got is Ellipsis:
+        raise Hint("`fit_temperature` still returns `...`: set `best` in the exercise cell")
+    got = _number("fit_temperature(...)", got)
+    if got <= 0:
+        raise Hint(f"a temperature must be above 0, got {got:g}: search over positive values only")
+    want = reference_temperature(logits, labels)
+    if _nll(logits, labels, got) > _nll(logits, labels, want) + 2e-3:
+        if math.isclose(got, 1 / want, rel_tol=0.05):
+            raise Hint("your temperature is upside down: the logits are *divided* by the temperature, so an "
+                       "over-confident model needs one above 1")
+        if math.isclose(got, 1.0, rel_tol=1e-3):
+            raise Hint("on over-confident logits, `fit_temperature` returned 1, which changes nothing: did the "
+                       "search move at all (its range, its steps, the loss it minimises)?")
+        raise Hint("on over-confident logits of the check's, your temperature gives a clearly higher cross-entropy "
+                   "than the best one: search a wider range, with finer steps, and minimise the cross-entropy "
+                   "of the scaled logits against the labels")
+    temperature = _number("temperature", temperature)
+    best_val, best_test = reference_temperature(val_logits, val_labels), reference_temperature(test_logits, test_labels)
+    if _nll(val_logits, val_labels, temperature) <= _nll(val_logits, val_labels, best_val) + 2e-3:
+        return
+    if _nll(test_logits, test_labels, temperature) <= _nll(test_logits, test_labels, best_test) + 2e-3:
+        raise Hint("`temperature` was fitted on the test set: it is a choice, so it is made on validation, and the "
+                   "test set only measures the result")
+    raise Hint("`temperature` is not the best one for the validation predictions: fit it with your "
+               "`fit_temperature` on `val_logits` and `val_labels`")
 
 
 QUIZ = Quiz("Knowledge test: lesson 07", [

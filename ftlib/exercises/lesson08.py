@@ -7,9 +7,11 @@ from __future__ import annotations
 import math
 import numbers
 
+import torch
+
 from . import Hint, Question, Quiz
 
-__all__ = ["check_early_stop", "check_epochs_saved", "QUIZ"]
+__all__ = ["check_early_stop", "check_my_early_stopping", "check_epochs_saved", "FtlibRule", "replay", "QUIZ"]
 
 
 def _simulate(scores, patience: int, *, ties_improve: bool = False) -> tuple[int, int]:
@@ -67,6 +69,143 @@ def check_early_stop(stop_epoch, restored_epoch, scores, patience: int) -> None:
                    "best score that do not beat it")
     raise Hint("go through the scores one epoch at a time, keeping the best so far and a count of epochs "
                "since it improved; the run stops when that count reaches `patience`")
+
+
+class FtlibRule:
+    """ftlib's EarlyStopping behind exercise 2's interface: the lesson's stand-in until the exercise is answered."""
+
+    def __init__(self, patience: int):
+        from ..training import EarlyStopping
+
+        self._rule, self.best_epoch, self.best_weights = EarlyStopping("eval_accuracy", patience), None, None
+
+    def update(self, epoch: int, score: float, weights: dict) -> bool:
+        if self._rule.update({"epoch": epoch, "eval_accuracy": score}):
+            self.best_weights = {k: v.detach().clone() for k, v in weights.items()}
+        self.best_epoch = self._rule.best_epoch
+        return self._rule.should_stop
+
+
+def replay(stopper, scores, device="cpu") -> tuple[int, dict]:
+    """Feed a recorded validation curve to `stopper`, epoch by epoch, until it says stop.
+
+    The weights it sees are a stand-in: one tensor holding the epoch number, changed in place each
+    epoch as training changes a model's tensors. Returns (the last epoch run, the stand-in).
+    """
+    weights = {"epoch": torch.zeros((), device=device)}
+    for epoch, score in enumerate(scores, 1):
+        with torch.no_grad():
+            weights["epoch"].fill_(epoch)
+        if stopper.update(epoch, score, weights) is True:
+            return epoch, weights
+    return len(scores), weights
+
+
+# Exercise 2's test curves, (scores, patience): a tie with the best, a patience of 1, one that never stops,
+# one that improves late and one that stops as soon as it can.
+_CURVES = (
+    ([0.70, 0.78, 0.81, 0.79, 0.83, 0.82, 0.83, 0.81, 0.84, 0.80], 2),
+    ([0.70, 0.78, 0.81, 0.79, 0.83, 0.82, 0.83, 0.81, 0.84, 0.80], 1),
+    ([0.60, 0.65, 0.64, 0.66, 0.63, 0.67, 0.62, 0.61, 0.60, 0.59], 3),
+    ([0.50, 0.55, 0.60, 0.62, 0.64, 0.66, 0.68, 0.70], 2),
+    ([0.80, 0.80, 0.80, 0.79, 0.78], 2),
+    ([0.50, 0.52, 0.51, 0.53, 0.52, 0.54, 0.53, 0.55, 0.51, 0.50, 0.49, 0.48], 3),
+)
+
+
+def _slip(scores, patience: int, slip: str | None = None) -> tuple[int, int, int]:
+    """(stop epoch, best epoch, epoch of the kept weights) for the right rule (`slip=None`) or a typical slip."""
+    best, best_epoch, kept, bad = -math.inf, None, None, 0
+    for epoch, s in enumerate(scores, 1):
+        if s > best or (slip == "ties" and s >= best):
+            best, best_epoch, kept = s, epoch, epoch
+            bad = bad if slip == "no reset" else 0
+        else:
+            bad += 1
+        if slip == "every epoch":
+            kept = epoch
+        limit = patience + 1 if slip == "late" else max(patience - 1, 1) if slip == "early" else patience
+        if bad >= limit:
+            return epoch, best_epoch, kept
+    return len(scores), best_epoch, kept
+
+
+def _run_learner(cls, scores, patience: int) -> tuple[int, object, object, bool]:
+    """(stop epoch, best epoch, epoch of the kept weights, whether they are the live tensors) for the learner's class."""
+    stopper = cls(patience)
+    weights = {"weight": torch.zeros(3)}  # one tensor, changed in place each epoch as training changes a model's
+    stop = len(scores)
+    for epoch, s in enumerate(scores, 1):
+        with torch.no_grad():
+            weights["weight"].fill_(epoch)
+        decision = stopper.update(epoch, s, weights)
+        if decision is Ellipsis:
+            raise Hint("`update` still returns `...`: set `stop` in the exercise cell")
+        if not isinstance(decision, bool):
+            raise Hint(f"`update` should return True or False (stop or go on), got {type(decision).__name__}")
+        if decision:
+            stop = epoch
+            break
+    best_epoch = getattr(stopper, "best_epoch", None)
+    kept = getattr(stopper, "best_weights", None)
+    if not isinstance(kept, dict) or not isinstance(kept.get("weight"), torch.Tensor):
+        raise Hint("`self.best_weights` should hold the weights of the best epoch, the dict that `update` received "
+                   f"(a state_dict); after a run it is {type(kept).__name__}")
+    alias = kept["weight"].data_ptr() == weights["weight"].data_ptr()
+    return stop, best_epoch, int(kept["weight"][0].item()), alias
+
+
+def check_my_early_stopping(first_decision, cls) -> None:
+    """Exercise 2: the learner's early-stopping class, replayed on recorded curves against ftlib's EarlyStopping.
+
+    `first_decision` is what a new stopper's ``update`` returned for a first epoch (``...`` when not answered).
+    """
+    if not isinstance(first_decision, bool):
+        raise Hint(f"`update` should return True or False (stop or go on), got {type(first_decision).__name__}")
+    runs = [(_run_learner(cls, scores, patience), scores, patience) for scores, patience in _CURVES]
+    for (_, best, _, _), _, _ in runs:
+        if isinstance(best, bool) or not isinstance(best, numbers.Integral):
+            raise Hint(f"`self.best_epoch` should be the number of the best epoch (an int), got {best!r}: "
+                       "set it when a better score arrives")
+    got = [r[:3] for r, _, _ in runs]
+    want = [(stop, best, best) for stop, best in (_simulate(s, p) for _, s, p in runs)]  # ftlib's EarlyStopping
+    if got == want:
+        return
+    same = lambda slip: got == [_slip(s, p, slip) for _, s, p in runs]
+    stops_ok = all(g[0] == w[0] for g, w in zip(got, want))
+    bests_ok = all(g[1] == w[1] for g, w in zip(got, want))
+    if stops_ok and bests_ok:
+        if any(alias for (_, _, _, alias), _, _ in runs):
+            raise Hint("the stop and the best epoch are right, but the weights you keep change after the best epoch: "
+                       "a state_dict holds the model's own tensors, which training goes on changing; keep a copy "
+                       "that nothing else touches")
+        if same("every epoch"):
+            raise Hint("the stop and the best epoch are right, but the weights kept are the last epoch's: keep "
+                       "them only when the score improves")
+        raise Hint("the stop and the best epoch are right, but `self.best_weights` is not the best epoch's: keep "
+                   "the weights in the same place where you record the best epoch")
+    if same("ties"):
+        raise Hint("an epoch that only equals the best score is not an improvement: the best must be strictly beaten")
+    if same("late"):
+        raise Hint("your rule stops one epoch late: it should stop as soon as the count of epochs without "
+                   "improvement reaches `patience`, not once it has gone past it")
+    if same("early"):
+        raise Hint("your rule stops one epoch early: wait until the count of epochs without improvement reaches "
+                   "`patience`")
+    if same("no reset"):
+        raise Hint("your rule stops too soon on curves that improve again: the count of epochs without improvement "
+                   "starts again from zero whenever a better score arrives")
+    if bests_ok and all(g[0] == len(s) for g, (s, _) in zip(got, _CURVES)):
+        raise Hint("the best epoch is right, but `update` never says stop: it should return True once `patience` "
+                   "epochs in a row have not improved")
+    if bests_ok:
+        raise Hint("the best epoch is right, but the stop comes at the wrong epoch: count the epochs without a "
+                   "better score since the best one, and stop when that count reaches `patience`")
+    if stops_ok:
+        raise Hint("the stop is right, but `self.best_epoch` is not the epoch of the best score: record it when "
+                   "a better score arrives")
+    raise Hint("replayed on recorded curves, your rule disagrees with ftlib's EarlyStopping: keep the best score "
+               "so far, and a count of epochs since it last improved; compare each new score with the best")
 
 
 def check_epochs_saved(epochs_saved, history, max_epochs: int) -> None:

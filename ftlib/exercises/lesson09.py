@@ -8,7 +8,7 @@ import numbers
 
 from . import Hint, Question, Quiz
 
-__all__ = ["check_answer_labels", "check_choice", "QUIZ"]
+__all__ = ["check_answer_labels", "check_choice", "check_my_encode_qa", "QUIZ"]
 
 
 def check_answer_labels(labels, input_ids, n_prompt: int) -> None:
@@ -42,6 +42,85 @@ def check_answer_labels(labels, input_ids, n_prompt: int) -> None:
         raise Hint("no need to shift the labels by one: the model shifts them itself (position t predicts "
                    "token t + 1); labels line up with input_ids")
     raise Hint("start from input_ids: the first n_prompt positions become -100, the rest stay as they are")
+
+
+# Exercise 1's own pairs, besides the lesson's: a short and a longer English answer, and a Korean one.
+_PAIRS = (("How many legs does a spider have?", "8"), ("Who wrote Hamlet?", "William Shakespeare"),
+          ("한국의 수도는 어디인가요?", "서울"))
+
+
+def _int_list(name: str, value, lang: str) -> list[int]:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not all(
+            isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in value):
+        raise Hint(f"on the {lang} pair, `{name}` should be a list of whole numbers (token ids), "
+                   f"got {type(value).__name__}")
+    return [int(x) for x in value]
+
+
+def _labels_hint(labels: list[int], ids: list[int], n: int, lang: str) -> None:
+    """Raise the hint for labels that differ from -100 on the `n` prompt positions and the ids elsewhere."""
+    truth = [-100] * n + ids[n:]
+    if labels == truth:
+        return
+    if len(labels) != len(ids):
+        raise Hint(f"on the {lang} pair, `labels` has {len(labels)} entries for {len(ids)} tokens: one label per "
+                   "token, at the same positions")
+    if labels == ids:
+        raise Hint("the prompt is not hidden: the loss would also be computed on the template and the question, "
+                   "which the model never has to write")
+    if labels == ids[:n] + [-100] * (len(ids) - n):
+        raise Hint("you hid the answer and kept the prompt: it is the other way round, the model should learn "
+                   "to write the answer, not the question")
+    if all(x == -100 for x in labels):
+        raise Hint("every position is hidden from the loss: nothing would be learned")
+    if labels == [-100] * n + ids[n:-1] + [-100]:
+        raise Hint("the end-of-turn token is hidden from the loss: it must keep its label, or the model never "
+                   "learns to stop")
+    if labels[n:] == ids[n:] and len(set(labels[:n])) == 1:
+        raise Hint("the prompt positions hold a real token id, which the loss would teach the model to predict: "
+                   "use the value that PyTorch's cross-entropy skips")
+    if labels == ids[1:] + [-100] or labels == [-100] * (n - 1) + ids[n:] + [-100]:
+        raise Hint("no need to shift the labels by one: the model shifts them itself (position t predicts "
+                   "token t + 1); labels line up with input_ids")
+    for k in (n - 1, n + 1):
+        if labels == [-100] * k + ids[k:]:
+            raise Hint(f"on the {lang} pair the hidden part is off by one: it must cover the prompt exactly")
+    raise Hint(f"on the {lang} pair your labels differ from encode_qa's: hide the prompt's positions, and keep "
+               "the id of every token after it")
+
+
+def check_my_encode_qa(my_labels, my_encode_qa, tokenizer, question: str, answer: str) -> None:
+    """Exercise 1: the learner's encoding, against ``ftlib.qa.encode_qa`` on the lesson's pair and on English
+    and Korean pairs of its own. `my_labels` are its labels for the lesson's pair (``...`` when not answered).
+    """
+    from ..qa import encode_qa, prompt_ids
+
+    for q, a in ((question, answer),) + _PAIRS:
+        lang = "Korean" if any("\uac00" <= ch <= "\ud7a3" for ch in q) else "English"
+        got = my_encode_qa(tokenizer, q, a)
+        if not isinstance(got, dict) or "input_ids" not in got or "labels" not in got:
+            raise Hint("`my_encode_qa` should return a dict with the keys 'input_ids' and 'labels'")
+        if got["input_ids"] is Ellipsis or got["labels"] is Ellipsis:
+            raise Hint("`my_encode_qa` still returns `...`: set `input_ids` and `labels` in the exercise cell")
+        ids, labels = _int_list("input_ids", got["input_ids"], lang), _int_list("labels", got["labels"], lang)
+        want = encode_qa(tokenizer, q, a, max_length=4096)["input_ids"]
+        n = len(prompt_ids(tokenizer, q))
+        if ids != want:
+            if ids[:n] != want[:n]:
+                raise Hint("your input_ids do not start with the prompt's ids: begin with the `prompt` you were given")
+            eos = tokenizer.eos_token_id
+            if ids == want[:-1]:
+                raise Hint("the example ends right after the answer: nothing in it teaches the model to stop")
+            if ids == want + [eos] or ids == want[:-1] + [eos, eos]:
+                raise Hint("the end-of-turn token is there twice: it ends the example once")
+            if len(ids) > len(want) and ids[-1] == want[-1]:
+                raise Hint(f"on the {lang} pair there are extra tokens between the prompt and the end: the answer "
+                           "alone, without special tokens the tokenizer adds by itself, or extra spaces")
+            raise Hint(f"on the {lang} pair your input_ids after the prompt differ from encode_qa's: the answer's "
+                       "tokens, then the end-of-turn token, nothing else")
+        _labels_hint(labels, ids, n, lang)
 
 
 def check_choice(choice, sweep) -> None:
