@@ -69,3 +69,13 @@ def test_bins_are_frozen():
     assert isinstance(bins, ReliabilityBins)
     with pytest.raises(Exception):
         bins.counts = (0, 0)
+
+
+def test_best_temperature_recovers_the_scale_of_overconfident_logits():
+    from ftlib.calibration import best_temperature
+
+    g = torch.Generator().manual_seed(0)
+    z = 2 * torch.randn(20000, 3, generator=g)  # calibrated logits: the labels are drawn from softmax(z)
+    labels = torch.multinomial(z.softmax(-1), 1, generator=g).squeeze(1)
+    assert abs(best_temperature(3 * z, labels) - 3.0) < 0.15  # three times too confident: T close to 3
+    assert abs(best_temperature(z, labels) - 1.0) < 0.05

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from ftlib.calibration import reliability_bins
+from ftlib.calibration import best_temperature, reliability_bins
 from ftlib.exercises import Hint
 from ftlib.exercises import lesson07
 from ftlib.qa import token_f1
@@ -187,9 +187,9 @@ def splits():
 def test_temperature_right_answer_passes():
     val_logits, val_labels, test_logits, test_labels = splits()
     fit = make_fit()
-    assert abs(fit(val_logits, val_labels) - lesson07.reference_temperature(val_logits, val_labels)) < 0.02
+    assert abs(fit(val_logits, val_labels) - best_temperature(val_logits, val_labels)) < 0.02
     lesson07.check_temperature(fit(val_logits, val_labels), fit, *splits())
-    lesson07.check_temperature(lesson07.reference_temperature(val_logits, val_labels), fit, *splits())
+    lesson07.check_temperature(best_temperature(val_logits, val_labels), fit, *splits())
 
 
 def test_temperature_hints_name_the_slip():
@@ -211,7 +211,7 @@ def test_temperature_unanswered_says_so(capsys):
 def test_temperature_hints_never_give_the_answer():
     val_logits, val_labels, test_logits, test_labels = splits()
     fit = make_fit()
-    best = lesson07.reference_temperature(val_logits, val_labels)
+    best = best_temperature(val_logits, val_labels)
     for args in ((fit(test_logits, test_labels), fit), (1.0, make_fit(invert=True)), (7.0, fit)):
         hint = hint_of(lesson07.check_temperature, *args, *splits())
         assert f"{best:.1f}" not in hint and "linspace" not in hint and "cross_entropy(" not in hint

@@ -9,10 +9,10 @@ import numbers
 
 import torch
 
+from ..calibration import best_temperature
 from . import Hint, Question, Quiz
 
-__all__ = ["check_ece", "check_my_ece", "check_precision_recall", "check_temperature", "reference_temperature",
-           "QUIZ"]
+__all__ = ["check_ece", "check_my_ece", "check_precision_recall", "check_temperature", "QUIZ"]
 
 
 def _number(name: str, value) -> float:
@@ -160,22 +160,6 @@ def check_my_ece(test_ece, my_ece) -> None:
                    "confidence inside each non-empty bin")
 
 
-def reference_temperature(logits, labels) -> float:
-    """The temperature T > 0 that minimises the cross-entropy of softmax(logits / T): the course's reference."""
-    logits, labels = torch.as_tensor(logits).double().cpu(), torch.as_tensor(labels).cpu()
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)  # T = exp(log_t) stays positive
-    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return log_t.exp().item()
-
-
 def _nll(logits, labels, t: float) -> float:
     logits, labels = torch.as_tensor(logits).double().cpu(), torch.as_tensor(labels).cpu()
     return torch.nn.functional.cross_entropy(logits / t, labels).item()
@@ -199,7 +183,7 @@ def check_temperature(temperature, fit_temperature, val_logits, val_labels, test
     got = _number("fit_temperature(...)", got)
     if got <= 0:
         raise Hint(f"a temperature must be above 0, got {got:g}: search over positive values only")
-    want = reference_temperature(logits, labels)
+    want = best_temperature(logits, labels)
     if _nll(logits, labels, got) > _nll(logits, labels, want) + 2e-3:
         if math.isclose(got, 1 / want, rel_tol=0.05):
             raise Hint("your temperature is upside down: the logits are *divided* by the temperature, so an "
@@ -211,7 +195,7 @@ def check_temperature(temperature, fit_temperature, val_logits, val_labels, test
                    "than the best one: search a wider range, with finer steps, and minimise the cross-entropy "
                    "of the scaled logits against the labels")
     temperature = _number("temperature", temperature)
-    best_val, best_test = reference_temperature(val_logits, val_labels), reference_temperature(test_logits, test_labels)
+    best_val, best_test = best_temperature(val_logits, val_labels), best_temperature(test_logits, test_labels)
     if _nll(val_logits, val_labels, temperature) <= _nll(val_logits, val_labels, best_val) + 2e-3:
         return
     if _nll(test_logits, test_labels, temperature) <= _nll(test_logits, test_labels, best_test) + 2e-3:
