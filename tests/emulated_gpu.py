@@ -18,8 +18,10 @@ Inside ``emulate_gpu()``:
 
 What it cannot catch: anything about real GPU memory or kernels (out-of-memory, fp16
 overflow: autocast to "cuda" does not change CPU arithmetic, so computations stay fp32),
-speed, and C++ code that moves tensors to CUDA by itself. Those need a GPU run
-(``../shared/gpu``). See docs/ARCHITECTURE.md, "Device mistakes without a GPU".
+speed, and C++ code that moves tensors to CUDA by itself. A move between the devices is
+not differentiable here (on a GPU it is): code that backpropagates through ``.cpu()`` or
+``.cuda()`` would need the real device. Those need a GPU run
+(``../shared/gpu``). See docs/ARCHITECTURE.md, "Devices: the rule, and how CI checks it without a GPU".
 
 Used by ``tests/test_device_emulation.py`` (helpers, one by one) and by the notebook tests,
 which run every solution notebook with ``FTLIB_EMULATE_GPU=1``: ``emulated_gpu_site/
