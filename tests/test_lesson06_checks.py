@@ -42,7 +42,6 @@ def test_quiz_is_complete():
 
 
 # Exercises 1 and 3: the LoRA layer and its injection, written by the learner.
-import copy  # noqa: E402
 import math  # noqa: E402
 
 from torch import nn  # noqa: E402

@@ -8,43 +8,9 @@ import numbers
 
 from . import Hint, Question, Quiz
 
-__all__ = ["check_answer_labels", "check_choice", "check_my_encode_qa", "QUIZ"]
+__all__ = ["check_choice", "check_my_encode_qa", "QUIZ"]
 
 
-def check_answer_labels(labels, input_ids, n_prompt: int) -> None:
-    """Exercise 1: labels for one example: -100 on the `n_prompt` prompt tokens, the token ids on the answer."""
-    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
-        raise Hint(f"`labels` should be a list of whole numbers, one per token; got {type(labels).__name__}")
-    labels = [int(x) for x in (labels.tolist() if hasattr(labels, "tolist") else labels)]
-    ids = [int(x) for x in input_ids]
-    truth = [-100] * n_prompt + ids[n_prompt:]
-    if labels == truth:
-        return
-    if len(labels) != len(ids):
-        raise Hint(f"`labels` has {len(labels)} entries but the example has {len(ids)} tokens: one label per "
-                   "token, at the same positions")
-    if labels == ids:
-        raise Hint("those are the input ids unchanged: the loss would also be computed on the prompt; "
-                   "hide the prompt positions from the loss")
-    if labels == ids[:n_prompt] + [-100] * (len(ids) - n_prompt):
-        raise Hint("you hid the answer and kept the prompt: it is the other way round, the model should learn "
-                   "to write the answer, not the question")
-    if labels == [0] * n_prompt + ids[n_prompt:]:
-        raise Hint("0 is a real token id (the loss would teach the model to predict it); use the value that "
-                   "PyTorch's cross-entropy skips, -100")
-    if all(x == -100 for x in labels):
-        raise Hint("every position is -100: nothing would be learned; the answer's positions keep their ids")
-    for shift in (-1, 1):
-        k = n_prompt + shift
-        if 0 <= k <= len(ids) and labels == [-100] * k + ids[k:]:
-            raise Hint(f"off by one: you masked {k} positions; how many tokens does the prompt have?")
-    if labels == ids[1:] + [-100] or labels == [-100] * (n_prompt - 1) + ids[n_prompt:] + [-100]:
-        raise Hint("no need to shift the labels by one: the model shifts them itself (position t predicts "
-                   "token t + 1); labels line up with input_ids")
-    raise Hint("start from input_ids: the first n_prompt positions become -100, the rest stay as they are")
-
-
-# Exercise 1's own pairs, besides the lesson's: a short and a longer English answer, and a Korean one.
 _PAIRS = (("How many legs does a spider have?", "8"), ("Who wrote Hamlet?", "William Shakespeare"),
           ("한국의 수도는 어디인가요?", "서울"))
 
