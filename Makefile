@@ -42,8 +42,8 @@ $(SITE_VENV)/.installed: requirements-site.txt
 	$(SITE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-site.txt
 	touch $@
 
-site: setup site-setup  ## build the course site (Jupyter Book) into build/book/_build/html
-	$(PY) -m tools.book build/book
+site: setup site-setup  ## build the course site (Jupyter Book) into build/book/_build/html, with the outputs of `make timings`
+	$(PY) -m tools.book build/book --executed build/executed-$(or $(PROFILE),lite)
 	$(SITE_VENV)/bin/jupyter-book build --quiet build/book
 	@echo "open build/book/_build/html/index.html"
 

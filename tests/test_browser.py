@@ -116,12 +116,15 @@ def test_lesson_00_runs_in_jupyterlab_with_quiz_widgets_and_live_training_view(b
     page.screenshot(path=SHOTS / "lesson00-quiz.png")
 
 
-def test_course_site_front_page_shows_the_lesson_table(browser, tmp_path):
+def test_course_site_shows_the_lesson_table_and_a_lessons_executed_outputs(browser, tmp_path):
     builder = ROOT / ".venv-site" / "bin" / "jupyter-book"
     need(builder, "the site builder")
     from tools.book import write_book
+    from tools.course import run_notebooks
 
-    book = write_book(tmp_path / "book")
+    ran = tmp_path / "executed-smoke"  # what `make timings` writes, for lesson 00 only (smoke, to keep it short)
+    run_notebooks("solutions", "smoke", ran, only=["00"])
+    book = write_book(tmp_path / "book", ran, require_all=False)
     subprocess.run([str(builder), "build", "--quiet", str(book)], check=True, timeout=900,
                    capture_output=True)
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -132,6 +135,13 @@ def test_course_site_front_page_shows_the_lesson_table(browser, tmp_path):
                    if l.startswith("| 0") or l.startswith("| 1")]
     assert rows.count() == len(readme_rows)
     page.screenshot(path=SHOTS / "site-front-page.png", full_page=True)
-    page.locator("table a").first.click()  # the first lesson's page opens
+    page.locator("table a").first.click()  # the first lesson's page opens, with that run's outputs
     page.wait_for_load_state()
     assert "Lesson 00" in page.title()
+    assert page.get_by_text("This page shows the lesson as it ran").count() == 1
+    assert page.get_by_text("profile=smoke").count() >= 1  # the banner's environment stamp
+    assert page.locator(".cell_output img").count() >= 1, "the lesson's plots are not on its page"
+    assert page.locator(".cell_output pre").count() >= 5, "the lesson's printed results are not on its page"
+    figure = page.locator(".cell_output img").first
+    figure.scroll_into_view_if_needed()
+    page.screenshot(path=SHOTS / "site-lesson00-outputs.png")

@@ -155,14 +155,16 @@ def run_notebooks(folder: str, profile: str, out: Path, only: list[str] | None =
     if only and previous.exists():  # re-running some lessons keeps the others' rows, if measured alike
         old = json.loads(previous.read_text())
         if (old.get("folder"), old.get("stamp")) == (folder, report["stamp"]):
-            report["lessons"] = old["lessons"]
+            report["lessons"], report["dates"] = old["lessons"], old.get("dates", {})
     for path in sorted((ROOT / folder).glob("*.ipynb")):
         if only and not any(path.name.startswith(prefix) for prefix in only):
             continue
         seconds = run_notebook(path, profile=profile, strict=folder == "solutions", out=out, workdir=out)
         report["lessons"][path.name] = round(seconds, 1)
+        report.setdefault("dates", {})[path.name] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         print(f"{path.name}: {seconds:.1f} s", flush=True)
     report["lessons"] = dict(sorted(report["lessons"].items()))
+    report["dates"] = dict(sorted(report.get("dates", {}).items()))
     (out / f"timing-{profile}.json").write_text(json.dumps(report, indent=2))
     (out / f"timing-{profile}.md").write_text(timing_table(report))
     return report
