@@ -161,6 +161,7 @@ class Profile:
     image_per_class: int = 10  # labelled target images per class (lesson 03; at most 50)
     image_epochs: int = 25  # epochs when an image classifier trains on them (15 left scratch vs pretrained noisier)
     image_lrs: tuple[float, ...] = (3e-3, 1e-2)  # learning rates tried (lesson 03); the best on validation is kept
+    image_seeds: int = 5  # lesson 03: seeds of the pretrained-vs-scratch comparison (labelled images, head, order)
     eval_train: int | None = None  # lesson 07: training reviews per run (None: all)
     eval_epochs: int = 3  # lesson 07: epochs per run
     seeds: int = 3  # lesson 07: runs of the same recipe with different seeds (at least 3)
@@ -213,7 +214,7 @@ PROFILES = {
         probe_train=48, probe_eval=32, memory_check=(8, 64),
         eval_train=48, eval_epochs=1, shift_target=16, qa_questions=3,
         overfit_train=48, overfit_epochs=3, overfit_patience=1, regularize_epochs=1,
-        image_model=COURSE_CNN_SMOKE, image_per_class=5, image_epochs=2, image_lrs=(3e-3,),
+        image_model=COURSE_CNN_SMOKE, image_per_class=5, image_epochs=2, image_lrs=(3e-3,), image_seeds=2,
         qa_max_train=48, qa_max_eval=16, qa_epochs=2, qa_max_new_tokens=8,
     ),
 }
