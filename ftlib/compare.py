@@ -13,6 +13,11 @@ what a choice between methods turns on:
                          (``ftlib.peak_memory.PeakMemory``: GPU memory, or the process's RSS on a CPU)
     checkpoint_bytes     the weights ``ftlib.methods.save_finetuned`` wrote
 
+With ``seeds=[0, 1, 2]`` each method runs once per seed and its row holds the means, the
+standard deviation over seeds of the test scores (``accuracy_sd``, ``f1_macro_sd``, ``loss_sd``)
+and the single runs (``runs``); :func:`spread_note` and :func:`gap_note` say in words what
+that spread allows one to conclude (lessons 04, 05 and 10).
+
 The same runs work from the command line (``python -m ftlib finetune``);
 :func:`export_splits` writes the splits as files it reads, and :func:`row_from_cli`
 turns its ``metrics.json`` into a row of the same table.
@@ -26,14 +31,15 @@ import time
 from pathlib import Path
 
 from .data import make_loader, tokenize
-from .evaluation import evaluate
+from .evaluation import evaluate, seed_summary
 from .freezing import count_parameters
 from .methods import apply_method, check_method, method_lr, method_settings, save_finetuned
 from .models import load_text_classifier, load_tokenizer
 from .runtime import seed_everything
 from .training import TrainConfig, fit
 
-__all__ = ["compare_methods", "export_splits", "format_table", "row_from_cli"]
+__all__ = ["compare_methods", "export_splits", "format_table", "gap_note", "mean_over_seeds", "pooled_sd",
+           "row_from_cli", "spread_note"]
 
 
 def _run_one(method, loaders, *, source, labels, runtime, config, folder, seed, settings) -> dict:
@@ -63,7 +69,7 @@ def _run_one(method, loaders, *, source, labels, runtime, config, folder, seed, 
 
 
 def compare_methods(methods, train_ds, val_ds, test_ds, *, source, labels, runtime, profile,
-                    epochs: int | None = None, lrs: dict | None = None, seed: int = 0,
+                    epochs: int | None = None, lrs: dict | None = None, seed: int = 0, seeds=None,
                     save_dir: str | Path | None = None, adapter_size: int = 64, lora_r: int = 8,
                     lora_alpha: float = 16, lora_targets=None, verbose: bool = True) -> list[dict]:
     """Fine-tune `source` once per method on the same budget; return one row (a dict) per method.
@@ -77,7 +83,12 @@ def compare_methods(methods, train_ds, val_ds, test_ds, *, source, labels, runti
         runtime, profile: device and precision; batch size, max length, epochs
             (``profile.compare_epochs``) and learning rates (``ftlib.methods.method_lr``).
         epochs, lrs: override the profile's epochs, or the learning rate of some methods ({"lora": 1e-3}).
-        save_dir: where each fine-tune is saved (one folder per method); None: a temporary folder.
+        seed: the seed of every run (new head, data order, dropout).
+        seeds: several seeds instead (e.g. ``[0, 1, 2]``): each method runs once per seed, and its row
+            holds the means over seeds (see :func:`mean_over_seeds`), the standard deviations
+            ``accuracy_sd``, ``f1_macro_sd`` and ``loss_sd``, and the single runs in ``runs``.
+        save_dir: where each fine-tune is saved (one folder per method; with several seeds, one per
+            method and seed); None: a temporary folder.
         verbose: print one line per finished method.
 
     Methods run in the order given; on a CPU the peak is the process's resident memory, so
@@ -90,12 +101,19 @@ def compare_methods(methods, train_ds, val_ds, test_ds, *, source, labels, runti
     unknown = set(lrs or {}) - set(methods)
     if unknown:
         raise ValueError(f"lrs names methods that are not compared: {sorted(unknown)}; use names from {methods}")
+    several = seeds is not None
+    seeds = [seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
     tokenizer = load_tokenizer(source)
     batch = profile.batch_size
-    loaders = {name: make_loader(tokenize(ds, tokenizer, max_length=profile.max_length), tokenizer,
-                                 batch_size=batch if name == "train" else 2 * batch,  # as the command line
-                                 shuffle=name == "train", seed=seed)
-               for name, ds in [("train", train_ds), ("validation", val_ds), ("test", test_ds)]}
+    tokenized = {name: tokenize(ds, tokenizer, max_length=profile.max_length)
+                 for name, ds in [("train", train_ds), ("validation", val_ds), ("test", test_ds)]}
+
+    def loaders_for(s):  # the data order follows the seed, as on the command line
+        return {name: make_loader(ds, tokenizer, batch_size=batch if name == "train" else 2 * batch,
+                                  shuffle=name == "train", seed=s) for name, ds in tokenized.items()}
+
     settings = dict(adapter_size=adapter_size, lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=lora_targets)
     rows = []
     with tempfile.TemporaryDirectory(prefix="ftlib-compare-") as tmp:
@@ -103,17 +121,102 @@ def compare_methods(methods, train_ds, val_ds, test_ds, *, source, labels, runti
         for method in methods:
             lr = (lrs or {}).get(method, method_lr(profile, method))
             config = TrainConfig(epochs=epochs or profile.compare_epochs, lr=lr, progress=False)
-            row = _run_one(method, loaders, source=source, labels=labels, runtime=runtime, config=config,
-                           folder=folder, seed=seed, settings=method_settings(method, **settings))
-            if verbose:
-                print(f"{method:<9} test accuracy {row['accuracy']:.3f} · {row['train_seconds']:.0f} s · "
-                      f"{row['trainable']:,} trainable parameters")
-            rows.append(row)
+            runs = []
+            for s in seeds:
+                row = _run_one(method, loaders_for(s), source=source, labels=labels, runtime=runtime, config=config,
+                               folder=folder / f"seed{s}" if several else folder, seed=s,
+                               settings=method_settings(method, **settings))
+                if verbose:
+                    print(f"{method:<9} {f'seed {s} ' if several else ''}test accuracy {row['accuracy']:.3f} · "
+                          f"{row['train_seconds']:.0f} s · {row['trainable']:,} trainable parameters")
+                runs.append(dict(row, seed=s))
+            rows.append(mean_over_seeds(runs) if several else row)
     return rows
 
 
+def mean_over_seeds(runs: list[dict]) -> dict:
+    """One row from the rows of the same method run with several seeds.
+
+    Numbers that differ between runs become their means (the same in every run: kept as they are);
+    ``accuracy_sd``, ``f1_macro_sd`` and ``loss_sd`` hold the sample
+    standard deviations over seeds (``ftlib.evaluation.seed_summary``, lesson 07; 0 for one run);
+    ``seeds`` the seeds and ``runs`` the single rows, in order.
+    """
+    if not runs or len({r["method"] for r in runs}) != 1:
+        raise ValueError("mean_over_seeds takes the rows of one method (at least one)")
+    row = {}
+    for key, value in runs[0].items():
+        values = [r.get(key) for r in runs]
+        if key == "seed" or isinstance(value, bool) or not all(isinstance(v, (int, float)) for v in values) \
+                or all(v == value for v in values):  # text, and numbers that are the same in every run
+            row[key] = value
+        else:
+            row[key] = sum(values) / len(values)
+    for key in ("accuracy", "f1_macro", "loss"):
+        if all(isinstance(r.get(key), (int, float)) for r in runs):
+            row[f"{key}_sd"] = seed_summary([r[key] for r in runs])["std"] if len(runs) > 1 else 0.0
+    row.pop("seed", None)
+    row["seeds"] = [r.get("seed") for r in runs]
+    row["runs"] = list(runs)
+    return row
+
+
+def pooled_sd(rows: list[dict], key: str = "accuracy") -> float:
+    """The seed-to-seed standard deviation of `key`, pooled over rows that each hold several seeds.
+
+    The square root of the mean of the rows' variances, each weighted by its degrees of freedom
+    (seeds - 1): one noise level for a table whose methods each ran the same seeds.
+    """
+    pairs = [(len(r["runs"]) - 1, r[f"{key}_sd"]) for r in rows if len(r.get("runs", [])) > 1]
+    if not pairs:
+        raise ValueError("no row holds several seeds: run compare_methods(..., seeds=[0, 1, 2])")
+    return (sum(df * sd ** 2 for df, sd in pairs) / sum(df for df, _ in pairs)) ** 0.5
+
+
+def spread_note(sd: float, n: int = 1, *, what: str = "test accuracy") -> str:
+    """What a seed-to-seed standard deviation `sd` means for comparing two means of `n` seeds each.
+
+    The difference of two independent runs has sd √2·σ; of two means of n seeds, σ·√(2/n).
+    A gap below about twice that (2.8·σ for single runs) is within the noise.
+    """
+    single, means = 2 ** 0.5 * sd, (2 / n) ** 0.5 * sd
+    text = (f"seed-to-seed sd of {what}: σ = {sd:.3f}. The difference of two single-seed runs has sd "
+            f"√2·σ = {single:.3f}, so a gap below about 2·√2·σ = {2 * single:.3f} is not evidence of a difference")
+    if n > 1:
+        text += (f"; between means of {n} seeds the difference has sd σ·√(2/{n}) = {means:.3f}, "
+                 f"and a gap below about {2 * means:.3f} is not evidence either")
+    if sd == 0:
+        text += " (σ = 0: every seed scored the same, for instance because every run predicts one class; it is no noise level)"
+    return text + "."
+
+
+def gap_note(name_a: str, mean_a: float, name_b: str, mean_b: float, sd: float, n: int = 1,
+             n_b: int | None = None) -> str:
+    """One sentence, from the numbers: is `name_a` − `name_b` beyond the seed-to-seed noise?
+
+    `mean_a` is a mean of `n` seeds, `mean_b` of `n_b` (default: `n`); `sd` is the seed-to-seed
+    standard deviation σ (e.g. :func:`pooled_sd`). The difference has sd σ·√(1/n + 1/n_b), and a
+    gap counts as evidence only beyond twice that.
+    """
+    n_b = n if n_b is None else n_b
+    gap, sd_diff = mean_a - mean_b, sd * (1 / n + 1 / n_b) ** 0.5
+    runs = (f"means of {n} seeds" if n > 1 else "single runs") if n == n_b else \
+        f"{'mean of ' + str(n) + ' seeds' if n > 1 else 'one seed'} vs {'mean of ' + str(n_b) + ' seeds' if n_b > 1 else 'one seed'}"
+    if sd_diff == 0:
+        verdict = "no spread was measured (σ = 0: every seed scored the same), so the seeds cannot say which gaps are noise"
+    elif abs(gap) > 2 * sd_diff:
+        better, worse = (name_a, name_b) if gap > 0 else (name_b, name_a)
+        verdict = f"more than 2 sd of the difference: evidence that {better} beat {worse} on this budget"
+    else:
+        verdict = "within 2 sd of the difference: no evidence of a difference on this budget"
+    return f"{name_a} − {name_b}: {gap:+.3f} ({runs}; sd of the difference {sd_diff:.3f}), {verdict}"
+
+
 def format_table(rows: list[dict]) -> str:
-    """The rows as a plain-text table, one line per method; a missing value prints as '-'."""
+    """The rows as a plain-text table, one line per method; a missing value prints as '-'.
+
+    Rows of several seeds (``compare_methods(..., seeds=...)``) show accuracy and macro-F1 as mean ± sd.
+    """
     columns = [  # (key, header, format)
         ("method", "method", "{}"), ("lr", "lr", "{:g}"), ("accuracy", "test acc", "{:.3f}"),
         ("f1_macro", "macro-F1", "{:.3f}"), ("trainable", "trainable", "{:,}"), ("percent", "% of all", "{:.3g}"),
@@ -121,10 +224,15 @@ def format_table(rows: list[dict]) -> str:
         ("checkpoint_bytes", "checkpoint MB", "{:.3g}"),
     ]
     scale = {"peak_memory_bytes": 1e-6, "checkpoint_bytes": 1e-6}
+    seeds = max((len(row.get("runs", [])) for row in rows), default=0)
+    if seeds > 1:  # means over seeds: accuracy and macro-F1 with their sd over seeds
+        columns[2:4] = [("accuracy", f"test acc (mean ± sd, {seeds} seeds)", "{:.3f} ± {:.3f}"),
+                        ("f1_macro", "macro-F1 (mean ± sd)", "{:.3f} ± {:.3f}")]
     cells = [[h for _, h, _ in columns]]
     for row in rows:
-        cells.append([fmt.format(row[k] * scale.get(k, 1)) if row.get(k) is not None else "-"
-                      for k, _, fmt in columns])
+        cells.append([("-" if row.get(k) is None else
+                       fmt.format(row[k], row.get(f"{k}_sd", 0.0)) if "±" in fmt else
+                       fmt.format(row[k] * scale.get(k, 1))) for k, _, fmt in columns])
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
              for line in cells]

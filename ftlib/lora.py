@@ -8,6 +8,10 @@ B starts at zero, so at first the model is exactly the pretrained one; A starts 
 (Kaiming-uniform, as in peft), so that gradients reach B from the first step. Only A and
 B train: r·(in + out) numbers instead of in·out. After training, B·A can be merged into
 W0, and the model is as fast as before (Hu et al. 2021, arXiv 2106.09685).
+
+With ``rslora=True`` the scale is alpha / sqrt(r) instead (rank-stabilized LoRA, Kalajdzievski 2023,
+arXiv 2312.03732; peft's ``use_rslora=True``): with alpha fixed, alpha / r shrinks the update as r
+grows, and the paper shows that learning stays stable across ranks when the scale shrinks like 1/sqrt(r).
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from torch import nn
 
 from .freezing import HEADS
 
-__all__ = ["ALL_LINEAR_TARGETS", "ALPHA", "DEFAULT_TARGETS", "R", "FFN_TARGETS", "LoRALinear", "add_lora", "merge_lora", "peft_config"]
+__all__ = ["ALL_LINEAR_TARGETS", "ALPHA", "DEFAULT_TARGETS", "R", "FFN_TARGETS", "LoRALinear", "add_lora",
+           "lora_scaling", "merge_lora", "peft_config"]
 
 R, ALPHA = 8, 16.0  # the course's default rank and scaling numerator (alpha / r = 2), as in many LoRA recipes
 
@@ -37,10 +42,16 @@ ALL_LINEAR_TARGETS = {"bert": ("query", "key", "value", r".*attention\.output\.d
                       "llama": ("q_proj", "k_proj", "v_proj", "o_proj", *FFN_TARGETS["llama"])}
 
 
+def lora_scaling(r: int, alpha: float = ALPHA, rslora: bool = False) -> float:
+    """The factor on B·A: alpha / r, or alpha / sqrt(r) with rank-stabilized LoRA (as peft computes it)."""
+    return alpha / math.sqrt(r) if rslora else alpha / r
+
+
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update of rank `r`."""
 
-    def __init__(self, base: nn.Linear, r: int = R, alpha: float = ALPHA, dropout: float = 0.0):
+    def __init__(self, base: nn.Linear, r: int = R, alpha: float = ALPHA, dropout: float = 0.0,
+                 rslora: bool = False):
         super().__init__()
         if r < 1:
             raise ValueError(f"LoRA rank r must be at least 1, got {r}: typical values are 4 to 64")
@@ -51,14 +62,15 @@ class LoRALinear(nn.Module):
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=device))  # zero: the update starts at 0
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.dropout = nn.Dropout(dropout)
-        self.r, self.alpha, self.scaling = r, alpha, alpha / r
+        self.r, self.alpha, self.rslora = r, alpha, rslora
+        self.scaling = lora_scaling(r, alpha, rslora)  # alpha / r, or alpha / sqrt(r) (rsLoRA)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         update = self.dropout(x) @ self.lora_A.T @ self.lora_B.T  # (..., in) -> (..., r) -> (..., out)
         return self.base(x) + self.scaling * update
 
     def merged(self) -> nn.Linear:
-        """A plain ``nn.Linear`` with W0 + (alpha/r)·B·A folded in."""
+        """A plain ``nn.Linear`` with W0 + scaling·B·A folded in."""
         linear = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
         with torch.no_grad():
             linear.weight.copy_(self.base.weight + self.scaling * self.lora_B @ self.lora_A)
@@ -75,12 +87,12 @@ def _matches(name: str, targets) -> bool:
 
 
 def add_lora(model: nn.Module, targets=None, *, r: int = R, alpha: float = ALPHA,
-             dropout: float = 0.0, train_also=HEADS) -> list[str]:
+             dropout: float = 0.0, rslora: bool = False, train_also=HEADS) -> list[str]:
     """Freeze `model`, replace every ``nn.Linear`` named by `targets` with a LoRALinear, in place.
 
     Modules named in `train_also` (the new task head) stay trainable. `targets` defaults to
-    the architecture's query and value projections. Returns the names of the replaced
-    layers; raises if none matched.
+    the architecture's query and value projections; ``rslora=True`` scales by alpha / sqrt(r)
+    instead of alpha / r. Returns the names of the replaced layers; raises if none matched.
     """
     if targets is None:
         kind = getattr(getattr(model, "config", None), "model_type", None)
@@ -92,7 +104,8 @@ def add_lora(model: nn.Module, targets=None, *, r: int = R, alpha: float = ALPHA
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.Linear) and _matches(name, targets):
             parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent) if parent else model, child, LoRALinear(module, r, alpha, dropout))
+            lora = LoRALinear(module, r, alpha, dropout, rslora)
+            setattr(model.get_submodule(parent) if parent else model, child, lora)
             replaced.append(name)
     if not replaced:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
@@ -113,9 +126,9 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 
 def peft_config(targets=DEFAULT_TARGETS["bert"], *, r: int = R, alpha: float = ALPHA, dropout: float = 0.0,
-                train_also=HEADS, task_type: str = "SEQ_CLS"):
+                rslora: bool = False, train_also=HEADS, task_type: str = "SEQ_CLS"):
     """The same set-up as :func:`add_lora`, as a ``peft.LoraConfig``."""
     from peft import LoraConfig
 
-    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
-                      modules_to_save=list(train_also) or None, task_type=task_type)
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, use_rslora=rslora,
+                      target_modules=list(targets), modules_to_save=list(train_also) or None, task_type=task_type)

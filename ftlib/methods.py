@@ -90,10 +90,11 @@ def _save_peft_lora(model, folder: Path) -> Path:
     layers = {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
     if not layers:
         raise ValueError("the model has no LoRA layers: apply_method(model, 'lora') before saving it as lora")
-    shapes = {(m.r, m.alpha) for m in layers.values()}
+    shapes = {(m.r, m.alpha, m.rslora) for m in layers.values()}
     if len(shapes) > 1:
-        raise ValueError(f"the LoRA layers have different (r, alpha) {sorted(shapes)}: peft's format needs one")
-    (r, alpha), = shapes
+        raise ValueError(f"the LoRA layers have different (r, alpha, rslora) {sorted(shapes)}: "
+                         "peft's format needs one")
+    (r, alpha, rslora), = shapes
     weights, heads = {}, set()
     for name, p in trained_state_dict(model).items():
         module, _, leaf = name.rpartition(".")
@@ -102,7 +103,7 @@ def _save_peft_lora(model, folder: Path) -> Path:
         else:  # the new head (and anything else that trained): peft's modules_to_save
             weights[_PEFT_PREFIX + name] = p.contiguous()
             heads.add(module)
-    config = peft_config(sorted(layers), r=r, alpha=alpha, train_also=sorted(heads))
+    config = peft_config(sorted(layers), r=r, alpha=alpha, rslora=rslora, train_also=sorted(heads))
     config.base_model_name_or_path = getattr(model.config, "name_or_path", None)
     config.save_pretrained(str(folder))
     save_file(weights, folder / "adapter_model.safetensors")
@@ -145,7 +146,7 @@ def _from_peft(folder: Path, model) -> None:
     config = json.loads((folder / "adapter_config.json").read_text())
     targets = config["target_modules"]
     add_lora(model, [targets] if isinstance(targets, str) else targets, r=config["r"], alpha=config["lora_alpha"],
-             train_also=config.get("modules_to_save") or ())
+             rslora=config.get("use_rslora", False), train_also=config.get("modules_to_save") or ())
     saved = {}
     for key, value in load_file(folder / "adapter_model.safetensors").items():
         name = key.removeprefix(_PEFT_PREFIX)

@@ -105,15 +105,20 @@ def qa_collate(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tenso
 
 
 def make_qa_loader(records, tokenizer, *, batch_size: int, shuffle: bool, seed: int = 0,
-                   max_length: int = 256) -> torch.utils.data.DataLoader:
+                   max_length: int = 256, encode=None) -> torch.utils.data.DataLoader:
     """Batches of dicts (input_ids, attention_mask, labels) for ``ftlib.training.fit``.
 
     `records` are dicts with 'question' and 'answer'. Batches group similar lengths and
     their order depends only on (seed, epoch), as in ``ftlib.data.make_loader``.
+    `encode(tokenizer, question, answer, max_length)` builds one example; the default is
+    :func:`encode_qa` (lesson 09 passes the learner's own).
     """
     from .data import LengthGroupedBatchSampler
 
-    encoded = [encode_qa(tokenizer, r["question"], r["answer"], max_length=max_length) for r in records]
+    if encode is None:
+        encoded = [encode_qa(tokenizer, r["question"], r["answer"], max_length=max_length) for r in records]
+    else:
+        encoded = [encode(tokenizer, r["question"], r["answer"], max_length) for r in records]
     if not encoded:
         raise ValueError("no question-answer records to batch: pass a non-empty list of {'question', 'answer'} dicts")
     sampler = LengthGroupedBatchSampler([len(e["input_ids"]) for e in encoded], batch_size,

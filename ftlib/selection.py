@@ -19,7 +19,9 @@ import time
 import torch
 from torch import nn
 
-__all__ = ["extract_features", "linear_probe", "train_logistic_regression", "vocabulary_fit"]
+from .runtime import model_device, move_to
+
+__all__ = ["extract_features", "linear_probe", "mean_pooled_features", "train_logistic_regression", "vocabulary_fit"]
 
 
 def vocabulary_fit(tokenizer, texts) -> dict:
@@ -52,30 +54,48 @@ def vocabulary_fit(tokenizer, texts) -> dict:
 
 
 @torch.no_grad()
-def extract_features(model, tokenizer, texts, runtime, *, max_length: int = 128, batch_size: int = 32) -> torch.Tensor:
-    """Mean of the last hidden states over each text's real tokens: a (len(texts), hidden) float tensor.
+def mean_pooled_features(model, tokenizer, texts, max_length: int = 128) -> torch.Tensor:
+    """One batch of texts -> (len(texts), hidden): the mean of the last hidden states over each text's real tokens.
 
-    Works for encoders and causal LMs alike (``output_hidden_states=True``); the model is left
-    in eval mode on ``runtime.device``.
+    The features a linear probe uses (lesson 01, where the learner writes the same function).
+    Works for encoders and causal LMs alike (``output_hidden_states=True``); the inputs go to
+    the model's device, padding (attention mask 0) does not count, texts are cut at `max_length`.
     """
+    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    enc = move_to(enc, model_device(model))
+    hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()  # (B, T, H): the last layer
+    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1): 0 on padding
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+@torch.no_grad()
+def extract_features(model, tokenizer, texts, runtime, *, max_length: int = 128, batch_size: int = 32,
+                     features=None) -> torch.Tensor:
+    """Features of every text, batch by batch: a (len(texts), hidden) float tensor on the CPU.
+
+    `features(model, tokenizer, batch_of_texts, max_length)` computes one batch; the default is
+    :func:`mean_pooled_features` (lesson 01 passes the learner's own). The model is left in eval
+    mode on ``runtime.device``.
+    """
+    features = features or mean_pooled_features
     model.to(runtime.device).eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     texts = list(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths together: less padding
-    features = torch.empty(0)
+    out = torch.empty(0)
     for start in range(0, len(texts), batch_size):
         rows = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                        max_length=max_length, return_tensors="pt").to(runtime.device)
         with runtime.autocast():
-            hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()  # (B, T, H)
-        mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, T, 1): 0 on padding
-        pooled = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu()
-        if not features.numel():
-            features = torch.empty(len(texts), pooled.shape[1])
-        features[rows] = pooled
-    return features
+            pooled = features(model, tokenizer, [texts[i] for i in rows], max_length)
+        pooled = pooled.detach().float().cpu()
+        if pooled.shape[0] != len(rows):
+            raise ValueError(f"the features function returned {pooled.shape[0]} rows for {len(rows)} texts: "
+                             "one row per text")
+        if not out.numel():
+            out = torch.empty(len(texts), pooled.shape[1])
+        out[rows] = pooled
+    return out
 
 
 def train_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_labels: int, *, l2: float = 1e-3,
@@ -106,13 +126,13 @@ def train_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_labels: int,
 
 def linear_probe(model, tokenizer, train_ds, eval_ds, runtime, *, text_column: str = "text",
                  label_column: str = "label", max_length: int = 128, batch_size: int = 32,
-                 l2: float = 1e-3) -> dict:
+                 l2: float = 1e-3, features=None) -> dict:
     """Accuracy of a logistic regression on the frozen, mean-pooled features of `model` (lesson 01).
 
     The features of each split are extracted once; only the linear layer trains. Returns
     ``accuracy`` (on `eval_ds`) and its ``standard_error`` (sqrt(p(1-p)/n): differences between
     candidates smaller than about two of them are noise), ``train_accuracy``, ``features`` (their
-    width) and ``seconds``.
+    width) and ``seconds``. `features` computes one batch of features, as in :func:`extract_features`.
     """
     for name, ds in (("train_ds", train_ds), ("eval_ds", eval_ds)):
         missing = {text_column, label_column} - set(ds.column_names)
@@ -121,7 +141,7 @@ def linear_probe(model, tokenizer, train_ds, eval_ds, runtime, *, text_column: s
                              "pass text_column= and label_column=")
     start = time.perf_counter()
     x_train, x_eval = (extract_features(model, tokenizer, ds[text_column], runtime, max_length=max_length,
-                                        batch_size=batch_size) for ds in (train_ds, eval_ds))
+                                        batch_size=batch_size, features=features) for ds in (train_ds, eval_ds))
     y_train, y_eval = (torch.as_tensor(ds[label_column]) for ds in (train_ds, eval_ds))
     num_labels = int(max(y_train.max(), y_eval.max())) + 1
     layer = train_logistic_regression(x_train, y_train, num_labels, l2=l2)

@@ -129,3 +129,55 @@ def test_plot_comparison_draws_four_labelled_panels(rows):
     assert heights[-1] == 0 and heights[0] == pytest.approx(rows[0]["peak_memory_bytes"] / 1e6)
     assert matplotlib.colors.to_hex(bars[0].patches[0].get_facecolor()).lower() == OKABE_ITO[0].lower()
     matplotlib.pyplot.close(fig)
+
+
+def test_several_seeds_give_means_sds_and_the_single_runs(setting, rows, tmp_path):
+    rows3 = compare.compare_methods(["head", "lora"], **setting, seeds=[0, 1, 2], save_dir=tmp_path, verbose=False)
+    assert [r["method"] for r in rows3] == ["head", "lora"]
+    for r in rows3:
+        accs = [run["accuracy"] for run in r["runs"]]
+        assert r["seeds"] == [run["seed"] for run in r["runs"]] == [0, 1, 2]
+        assert r["accuracy"] == pytest.approx(sum(accs) / 3)
+        mean = sum(accs) / 3
+        assert r["accuracy_sd"] == pytest.approx((sum((a - mean) ** 2 for a in accs) / 2) ** 0.5)
+        assert r["f1_macro_sd"] >= 0 and r["loss_sd"] >= 0 and r["method"] in ("head", "lora")
+        assert (tmp_path / "seed2" / r["method"]).is_dir()
+    # seed 0 of several seeds is the same run as a single run with seed 0
+    single = next(r for r in rows if r["method"] == "lora")
+    assert rows3[1]["runs"][0]["accuracy"] == single["accuracy"]
+    assert rows3[1]["runs"][0]["loss"] == pytest.approx(single["loss"], abs=1e-6)
+    table = compare.format_table(rows3)
+    assert "mean ± sd, 3 seeds" in table and f"{rows3[0]['accuracy']:.3f} ± {rows3[0]['accuracy_sd']:.3f}" in table
+    sd = compare.pooled_sd(rows3)
+    assert min(r["accuracy_sd"] for r in rows3) <= sd <= max(r["accuracy_sd"] for r in rows3)
+    with pytest.raises(ValueError, match="several seeds"):
+        compare.pooled_sd(rows)
+    with pytest.raises(ValueError, match="distinct"):
+        compare.compare_methods(["head"], **setting, seeds=[1, 1])
+
+
+def test_mean_over_seeds_keeps_text_and_averages_numbers():
+    runs = [{"method": "m", "lr": 0.1, "accuracy": a, "f1_macro": a, "loss": 1 - a, "seed": s, "x": None}
+            for s, a in enumerate([0.5, 0.7, 0.9])]
+    row = compare.mean_over_seeds(runs)
+    assert row["method"] == "m" and row["lr"] == 0.1 and row["x"] is None
+    assert row["accuracy"] == pytest.approx(0.7) and row["accuracy_sd"] == pytest.approx(0.2)
+    assert row["seeds"] == [0, 1, 2] and "seed" not in row and len(row["runs"]) == 3
+    assert compare.mean_over_seeds(runs[:1])["accuracy_sd"] == 0.0
+    with pytest.raises(ValueError, match="one method"):
+        compare.mean_over_seeds(runs + [dict(runs[0], method="other")])
+
+
+def test_spread_and_gap_notes_are_computed_from_the_numbers():
+    note = compare.spread_note(0.02, 3)
+    assert "σ = 0.020" in note and "√2·σ = 0.028" in note and "0.057" in note  # 2·√2·0.02
+    assert "σ·√(2/3) = 0.016" in note and "0.033" in note
+    assert "means of" not in compare.spread_note(0.02)
+    small = compare.gap_note("a", 0.80, "b", 0.79, 0.02, 3)
+    assert small.startswith("a − b: +0.010") and "no evidence" in small
+    large = compare.gap_note("a", 0.70, "b", 0.80, 0.01, 3)
+    assert "evidence that b beat a" in large and "-0.100" in large
+    mixed = compare.gap_note("a", 0.80, "b", 0.70, 0.02, 3, 1)
+    assert "mean of 3 seeds vs one seed" in mixed and "0.023" in mixed  # 0.02·√(1/3 + 1)
+    assert "no spread was measured" in compare.gap_note("a", 0.7, "b", 0.8, 0.0)  # no measured spread: no verdict
+    assert "it is no noise level" in compare.spread_note(0.0, 3)

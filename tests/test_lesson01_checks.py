@@ -102,3 +102,113 @@ def test_lesson01_quiz_is_complete():
     for q in lesson01.QUIZ.questions:
         assert len(q.options) == len(q.explanations) >= 3
     assert "18" in lesson01.QUIZ.as_text()
+
+
+# Exercise 3: the learner's features for one batch, against ftlib.selection.mean_pooled_features.
+import torch  # noqa: E402
+
+from ftlib.models import load_causal_lm, load_text_classifier  # noqa: E402
+from ftlib.runtime import model_device, move_to  # noqa: E402
+from ftlib.selection import mean_pooled_features  # noqa: E402
+
+TEXTS = ["Loved it.", "Dull, slow and far too long; I nearly left before the end.", "Fine."]
+
+
+@pytest.fixture(scope="module")
+def feature_models():
+    torch.manual_seed(0)
+    encoder, enc_tok = load_text_classifier(catalog.MINILM, ["negative", "positive"])
+    causal, causal_tok = load_causal_lm(catalog.TINY_LLAMA)  # random weights, the SmolLM2 tokenizer
+    return {"encoder": (encoder.eval(), enc_tok), "causal LM": (causal.eval(), causal_tok)}
+
+
+def make_features(slip=None):
+    """Exercise 3's function as a learner writes it, with the slips the tests need."""
+    def my_features(model, tokenizer, texts, max_length):
+        if slip == "unanswered":
+            return None
+        if slip == "no padding":
+            enc = tokenizer(texts, truncation=True, max_length=max_length, return_tensors="pt")
+        else:
+            enc = tokenizer(texts, padding=True, truncation=slip != "no truncation",
+                            max_length=max_length if slip != "no truncation" else None, return_tensors="pt")
+        enc = move_to(enc, model_device(model))
+        with torch.no_grad():
+            out = model(**enc, output_hidden_states=True)
+        if slip == "logits":
+            return out.logits if out.logits.dim() == 2 else out.logits.mean(1)
+        if slip == "attribute":
+            return out.last_hidden_state.mean(1)
+        hidden = out.hidden_states[0 if slip == "embeddings" else -1]
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        if slip == "with padding":
+            return hidden.mean(1)
+        if slip == "first token":
+            return hidden[:, 0]
+        if slip == "sum":
+            return (hidden * mask).sum(1)
+        if slip == "padded length":
+            return (hidden * mask).sum(1) / hidden.shape[1]
+        if slip == "per token":
+            return hidden * mask
+        if slip == "whole batch":
+            return (hidden * mask).sum((0, 1)) / mask.sum()
+        return (hidden * mask).sum(1) / mask.sum(1)
+    return my_features
+
+
+def feature_args(models, slip=None, max_length=32):
+    fn = make_features(slip)
+    model, tok = next(iter(models.values()))
+    try:
+        mine = fn(model, tok, TEXTS, max_length)
+    except Exception:  # noqa: BLE001 - in the lesson the cell stops here; the check gives the hint for it
+        mine = torch.zeros(1)
+    return mine, fn, models, TEXTS, max_length
+
+
+def test_my_features_right_answer_passes(feature_models):
+    lesson01.check_my_features(*feature_args(feature_models))
+    lesson01.check_my_features(*feature_args(feature_models, max_length=128))
+    for model, tok in feature_models.values():  # the reference agrees with the solution
+        torch.testing.assert_close(mean_pooled_features(model, tok, TEXTS, 32), make_features()(model, tok, TEXTS, 32))
+
+
+SLIPS = ("with padding", "first token", "sum", "padded length", "embeddings", "no truncation", "logits", "per token",
+         "whole batch", "no padding", "attribute")
+
+
+@pytest.fixture(scope="module")
+def feature_hints(feature_models):
+    return {slip: hint_of(lesson01.check_my_features, *feature_args(feature_models, slip)) for slip in SLIPS}
+
+
+def test_my_features_hints_name_the_slip(feature_models, feature_hints):
+    hint = feature_hints.get
+    assert "padding counts" in hint("with padding")
+    assert "first token" in hint("first token")
+    assert "a sum" in hint("sum")
+    assert "padded length" in hint("padded length")
+    assert "wrong layer" in hint("embeddings")
+    assert "the long one does not" in hint("no truncation")
+    assert "logits" in hint("logits")
+    assert "per *token*" in hint("per token")
+    assert "single vector" in hint("whole batch")
+    assert "different lengths" in hint("no padding")
+    assert "hidden states of all its layers" in hint("attribute")
+    assert "a tensor" in hint_of(lesson01.check_my_features, [0.0], lambda *a: [0.0], feature_models, TEXTS, 32)
+
+
+def test_my_features_unanswered_says_so(feature_models, capsys):
+    check(lesson01.check_my_features, *feature_args(feature_models, "unanswered"), strict=False)
+    assert "Not answered yet" in capsys.readouterr().out
+    # Answered for the first model, but a later call returns nothing: a hint, not a pass.
+    assert "returns nothing" in hint_of(lesson01.check_my_features, torch.zeros(1), make_features("unanswered"),
+                                        feature_models, TEXTS, 32)
+
+
+def test_my_features_hints_never_give_the_answer(feature_hints):
+    for slip, hint in feature_hints.items():
+        for code in ("attention_mask", "unsqueeze", "hidden_states[-1]", ".sum(1)", "output_hidden_states=True",
+                     "padding=True", "truncation=True"):
+            assert code not in hint, (slip, hint)

@@ -35,6 +35,18 @@ def test_chosen_rank_hints():
     assert "0.85" not in hint_of(lesson06.check_chosen_rank, 16, results)
 
 
+def test_chosen_rank_on_the_lessons_sweep():
+    """The lesson's `results`: the alpha = 2r line at r = 1, 8, 64, rows as run_lora makes them."""
+    rows = [{"r": r, "alpha": 2 * r, "rslora": False, "scale": 2.0, "where": "attention", "seed": 0,
+             "trainable": 1000 * r, "val_accuracy": v, "accuracy": t}
+            for r, v, t in zip((1, 8, 64), (0.84, 0.853, 0.86), (0.87, 0.85, 0.84))]
+    lesson06.check_chosen_rank(8, rows)
+    assert "ranks that were run" in hint_of(lesson06.check_chosen_rank, ..., rows)  # the unanswered stub
+    assert "*test* accuracy" in hint_of(lesson06.check_chosen_rank, 1, rows)
+    assert "smaller rank" in hint_of(lesson06.check_chosen_rank, 64, rows)
+    assert "0.86" not in hint_of(lesson06.check_chosen_rank, 64, rows)
+
+
 def test_quiz_is_complete():
     assert len(lesson06.QUIZ.questions) >= 4
     for q in lesson06.QUIZ.questions:

@@ -82,6 +82,10 @@ def test_lesson07_quiz_is_complete_and_its_numbers_are_right():
         assert len(q.options) == len(q.explanations) >= 3
     assert token_f1("It is 56.", "56") == pytest.approx(0.5)  # the last question's answer
     assert math.isclose(80 / 100, 0.8) and math.isclose(80 / 160, 0.5)
+    # the seed question: two single runs differ by noise of sqrt(2)·σ, and two of those is about 2.8σ
+    assert round(math.sqrt(2), 1) == 1.4 and round(2 * math.sqrt(2), 1) == 2.8
+    seed_question = next(q for q in lesson07.QUIZ.questions if "σ" in q.text)
+    assert "2.8" in seed_question.options[seed_question.answer]
 
 
 def test_precision_of_a_class_never_predicted_is_nan_or_zero():

@@ -69,16 +69,30 @@ def tok():
     return load_tokenizer(catalog.TINY_LLAMA)  # the SmolLM2 tokenizer, with its chat template
 
 
+MAX_LENGTH = 256
+
+
 def make_encode(slip=None):
     """Exercise 1's function as a learner writes it, with the slips the tests need."""
-    def my_encode_qa(tokenizer, question, answer):
+    def my_encode_qa(tokenizer, question, answer, max_length):
         prompt = prompt_ids(tokenizer, question)
         if slip == "unanswered":
-            return {"input_ids": ..., "labels": ...}
+            return {"input_ids": ..., "attention_mask": ..., "labels": ...}
+        if len(prompt) >= max_length and slip not in ("no error", "assert"):
+            raise ValueError(f"the prompt is {len(prompt)} tokens: no room for an answer in max_length={max_length}")
+        assert slip != "assert" or len(prompt) < max_length, "no room"
         answer_ids = tokenizer(answer.strip(), add_special_tokens=False)["input_ids"]
         if slip != "no eos":
             answer_ids = answer_ids + [tokenizer.eos_token_id]
+        room = {"cut to max_length": max_length, "no cut": len(answer_ids)}.get(slip, max_length - len(prompt))
+        if slip == "eos after cut" and len(answer_ids) > room:
+            answer_ids = answer_ids[:room - 1] + [tokenizer.eos_token_id]
+        answer_ids = answer_ids[:room]
         input_ids = prompt + answer_ids
+        if slip == "cut from the left":
+            input_ids = (prompt + tokenizer(answer.strip(), add_special_tokens=False)["input_ids"]
+                         + [tokenizer.eos_token_id])[-max_length:]
+            answer_ids = input_ids[len(prompt):]
         labels = {
             "mask answer": prompt + [-100] * len(answer_ids),
             "no mask": input_ids,
@@ -86,31 +100,45 @@ def make_encode(slip=None):
             "shifted": input_ids[1:] + [-100],
             "zeros": [0] * len(prompt) + answer_ids,
         }.get(slip, [-100] * len(prompt) + answer_ids)
-        return {"input_ids": input_ids, "labels": labels}
+        attention_mask = {
+            "mask like labels": [0] * len(prompt) + [1] * len(answer_ids),
+            "mask -100": [-100] * len(prompt) + [1] * len(answer_ids),
+            "mask short": [1] * len(answer_ids),
+        }.get(slip, [1] * len(input_ids))
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
     return my_encode_qa
 
 
 def encode_args(tok, slip=None):
     fn = make_encode(slip)
-    return fn(tok, *PAIR)["labels"], fn, tok, *PAIR
+    return fn(tok, *PAIR, MAX_LENGTH)["labels"], fn, tok, *PAIR, MAX_LENGTH
+
+
+SLIPS = {  # slip -> a phrase of its hint
+    "mask answer": "other way round", "no mask": "not hidden", "no eos": "stop",
+    "mask eos": "end-of-turn token is hidden",
+    "shifted": "shift", "zeros": "real token id", "no cut": "must be cut", "cut to max_length": "prompt included",
+    "eos after cut": "middle of an answer", "cut from the left": "prompt always stays whole",
+    "no error": "ValueError", "assert": "-O", "mask like labels": "*read*", "mask -100": "belongs in the labels",
+    "mask short": "one entry per token",
+}
 
 
 def test_my_encode_qa_right_answer_passes(tok):
     lesson09.check_my_encode_qa(*encode_args(tok))
-    for q, a in lesson09._PAIRS + (PAIR,):  # the reference itself, on English and Korean
-        assert make_encode()(tok, q, a)["input_ids"] == encode_qa(tok, q, a, max_length=512)["input_ids"]
+    for q, a in lesson09._PAIRS + (PAIR, lesson09._LONG_PAIR):  # the reference itself, on English and Korean
+        for m in (MAX_LENGTH, len(prompt_ids(tok, q)) + 2):
+            assert make_encode()(tok, q, a, m) == encode_qa(tok, q, a, max_length=m)
     assert any("\uac00" <= ch <= "\ud7a3" for q, _ in lesson09._PAIRS for ch in q)
 
 
 def test_my_encode_qa_hints_name_the_slip(tok):
     check_ = lesson09.check_my_encode_qa
-    assert "other way round" in hint_of(check_, *encode_args(tok, "mask answer"))
-    assert "not hidden" in hint_of(check_, *encode_args(tok, "no mask"))
-    assert "stop" in hint_of(check_, *encode_args(tok, "no eos"))
-    assert "end-of-turn token is hidden" in hint_of(check_, *encode_args(tok, "mask eos"))
-    assert "shift" in hint_of(check_, *encode_args(tok, "shifted"))
-    assert "real token id" in hint_of(check_, *encode_args(tok, "zeros"))
-    assert "a dict" in hint_of(check_, [1], lambda t, q, a: [1], tok, *PAIR)
+    for slip, phrase in SLIPS.items():
+        assert phrase in hint_of(check_, *encode_args(tok, slip)), slip
+    assert "a dict" in hint_of(check_, [1], lambda t, q, a, m: [1], tok, *PAIR, MAX_LENGTH)
+    no_mask_key = lambda t, q, a, m: {k: v for k, v in make_encode()(t, q, a, m).items() if k != "attention_mask"}
+    assert "'attention_mask'" in hint_of(check_, [1], no_mask_key, tok, *PAIR, MAX_LENGTH)
 
 
 def test_my_encode_qa_unanswered_says_so(tok, capsys):
@@ -120,7 +148,8 @@ def test_my_encode_qa_unanswered_says_so(tok, capsys):
 
 def test_my_encode_qa_hints_never_give_the_answer(tok):
     n = len(prompt_ids(tok, PAIR[0]))
-    for slip in ("mask answer", "no mask", "no eos", "mask eos", "shifted", "zeros"):
+    for slip in SLIPS:
         hint = hint_of(lesson09.check_my_encode_qa, *encode_args(tok, slip))
         assert "[-100] *" not in hint and "eos_token_id" not in hint and "prompt +" not in hint
+        assert "[1] *" not in hint and "max_length -" not in hint and "[:" not in hint
         assert str(n) not in hint

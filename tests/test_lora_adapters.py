@@ -8,7 +8,7 @@ from peft import get_peft_model
 import tiny
 from ftlib.adapters import Adapter, add_adapters
 from ftlib.freezing import changed_weights, count_parameters, trained_state_dict, weights_snapshot
-from ftlib.lora import LoRALinear, add_lora, merge_lora, peft_config
+from ftlib.lora import LoRALinear, add_lora, lora_scaling, merge_lora, peft_config
 from ftlib.runtime import get_runtime
 from ftlib.training import TrainConfig, fit
 
@@ -30,15 +30,19 @@ def logits(model, batch):
         return model(**batch).logits
 
 
-def test_our_lora_matches_peft_for_the_same_A_and_B(batch):
+@pytest.mark.parametrize("rslora", [False, True], ids=["alpha/r", "rslora"])
+def test_our_lora_matches_peft_for_the_same_A_and_B(batch, rslora):
     base = tiny.classifier(dropout=0.0)
-    ours, theirs = copy.deepcopy(base), get_peft_model(copy.deepcopy(base), peft_config(r=4, alpha=8))
-    add_lora(ours, r=4, alpha=8)
+    config = peft_config(r=4, alpha=8, rslora=rslora)
+    assert config.use_rslora is rslora
+    ours, theirs = copy.deepcopy(base), get_peft_model(copy.deepcopy(base), config)
+    add_lora(ours, r=4, alpha=8, rslora=rslora)
     torch.manual_seed(1)
     for name, module in ours.named_modules():
         if isinstance(module, LoRALinear):
             module.lora_B.data.normal_()  # non-zero B, so that the update matters
             peft_layer = theirs.base_model.model.get_submodule(name)
+            assert module.scaling == peft_layer.scaling["default"] == (8 / 2 if rslora else 8 / 4)
             peft_layer.lora_A["default"].weight.data.copy_(module.lora_A)
             peft_layer.lora_B["default"].weight.data.copy_(module.lora_B)
     diff = (logits(ours, batch) - logits(theirs, batch)).abs().max().item()
@@ -82,9 +86,18 @@ def test_trainable_fraction_and_saved_size_are_small(batch):
     assert trainable / total < 0.05  # most of this tiny model is its 30,522-word embedding
 
 
-def test_merged_model_gives_the_same_outputs(batch):
+def test_rslora_scales_by_the_square_root_of_the_rank():
+    layer = torch.nn.Linear(6, 5)
+    for r in (1, 4, 16):
+        assert LoRALinear(layer, r=r, alpha=8).scaling == 8 / r
+        assert LoRALinear(layer, r=r, alpha=8, rslora=True).scaling == pytest.approx(8 / r ** 0.5)
+    assert lora_scaling(16, 8, rslora=True) == 2.0 and lora_scaling(16, 8) == 0.5
+
+
+@pytest.mark.parametrize("rslora", [False, True], ids=["alpha/r", "rslora"])
+def test_merged_model_gives_the_same_outputs(batch, rslora):
     model = tiny.classifier(dropout=0.0)
-    add_lora(model, r=4, alpha=8)
+    add_lora(model, r=4, alpha=8, rslora=rslora)
     for module in model.modules():
         if isinstance(module, LoRALinear):
             module.lora_B.data.normal_()

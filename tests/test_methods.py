@@ -94,3 +94,26 @@ def test_command_line_lora_saves_only_what_trained(tmp_path):
     assert recipe["profile"] == "smoke"  # which pretrained model to rebuild under the adapter
     adapter = json.loads((out / "model" / "adapter_config.json").read_text())
     assert len(adapter["target_modules"]) == 3 * 6 and adapter["r"] == 4  # q, k, v of MiniLM's 6 blocks
+
+
+def test_an_rslora_fine_tune_comes_back_with_its_own_scale(tmp_path, minilm_batch):
+    from ftlib.lora import add_lora, lora_scaling
+
+    model, tok = load_text_classifier(catalog.MINILM, ["negative", "positive"])
+    add_lora(model, r=4, alpha=8, rslora=True)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    model.eval()
+    with torch.no_grad():
+        before = model(**minilm_batch).logits
+    save_finetuned(model, tok, tmp_path, "lora", lora_r=4, lora_alpha=8)
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["use_rslora"] is True
+    again, _ = load_finetuned(tmp_path, catalog.MINILM)
+    again.eval()
+    scales = {m.scaling for m in again.modules() if hasattr(m, "lora_A")}
+    assert scales == {lora_scaling(4, 8, rslora=True)}  # 8 / 2, not 8 / 4
+    with torch.no_grad():
+        torch.testing.assert_close(again(**minilm_batch).logits, before, rtol=0, atol=1e-6)

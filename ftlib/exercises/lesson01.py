@@ -7,9 +7,12 @@ from __future__ import annotations
 import math
 import numbers
 
+import torch
+
 from . import Hint, Question, Quiz
 
-__all__ = ["check_largest_batch", "check_probe_choice", "check_training_state_bytes", "largest_batch", "QUIZ"]
+__all__ = ["check_largest_batch", "check_my_features", "check_probe_choice", "check_training_state_bytes",
+           "largest_batch", "QUIZ"]
 
 
 def _number(value, name: str) -> float:
@@ -77,8 +80,147 @@ def check_largest_batch(batch, model, *, seq_len: int, budget: float, precision:
                "estimate_training_memory(...).fits(budget) is True")
 
 
+# Texts the feature check adds to the lesson's: a one-word review (much padding) and one longer than any
+# max_length the profiles use (128 tokens), yet shorter than every course model's positions (512).
+_SHORT = "Wonderful."
+_LONG = ("The first hour of this film drifts along without much purpose, and I kept checking the time, "
+         "but the second half gathers every loose thread into something quietly moving. The lead actor "
+         "carries long silent scenes with nothing but his face, the music never tells you what to feel, "
+         "and the small town looks lived in rather than built for the camera. Some of the dialogue is "
+         "stiff, a subplot about a missing dog goes nowhere, and the ending is a little too tidy for a "
+         "story this patient. Still, I left the cinema thinking about my own father, which is more than "
+         "most films manage, and I would happily sit through the slow start again to get to the last "
+         "twenty minutes. Bring patience, a warm coat for the outdoor scenes, and perhaps a handkerchief.")
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def _error_hint(error: Exception, name: str) -> Hint:
+    text = str(error)
+    if "same device" in text or "Expected all tensors" in text:
+        return Hint(f"with the {name} your function stopped: the tokenizer's tensors start on the CPU, and a model "
+                    "computes only on inputs on its own device")
+    if "padding" in text or "Unable to create tensor" in text or "same length" in text:
+        return Hint(f"with the {name} your function stopped: the texts of a batch have different lengths, and a "
+                    "tensor needs rows of one length; the tokenizer can make them so (and say which positions are "
+                    "real)")
+    if "last_hidden_state" in text or "hidden_states" in text:
+        return Hint(f"with the {name} your function stopped ({type(error).__name__}: {text[:120]}): not every "
+                    "model's output has the same fields; every transformers model returns the hidden states of "
+                    "all its layers when you ask it to")
+    if isinstance(error, IndexError) or "index out of range" in text or "size of tensor" in text:
+        return Hint(f"with the {name} your function stopped ({type(error).__name__}: {text[:120]}): a text longer "
+                    "than `max_length` tokens must be cut, and the shapes of the hidden states and the mask must "
+                    "line up, (batch, tokens, hidden) against (batch, tokens)")
+    return Hint(f"with the {name} your function raised {type(error).__name__}: {text[:200]}")
+
+
+def check_my_features(my_out, my_features, models: dict, texts, max_length: int) -> None:
+    """Exercise 3: the learner's features for one batch, against ``ftlib.selection.mean_pooled_features``.
+
+    `models` maps a name to ``(model, tokenizer)``; `my_out` is the learner's output for the first of
+    them on `texts` (``None`` or ``...`` when not answered). The check runs `my_features` with every
+    model on a batch of the lesson's texts and a one-word review, then with the first model on a
+    long review alone.
+    """
+    # Two batches: the short texts together, with every model (padding matters), then the long one alone, with
+    # the first model (cutting matters); apart, the short texts are not padded to the long one's length.
+    first = dict([next(iter(models.items()))])
+    for batch, pairs in ((list(texts) + [_SHORT], models), ([_LONG], first)):
+        for name, (model, tokenizer) in pairs.items():
+            model.eval()  # as the probe does: no dropout
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            try:
+                got = my_features(model, tokenizer, batch, max_length)
+            except Hint:
+                raise
+            except Exception as error:  # noqa: BLE001 - a learner's error becomes a hint that names its likely cause
+                raise _error_hint(error, name) from error
+            if got is None or got is Ellipsis:
+                raise Hint("`my_features` returns nothing yet: it should end by returning the features")
+            if not isinstance(got, torch.Tensor):
+                raise Hint(f"`my_features` should return a tensor (one row per text), got {type(got).__name__}")
+            got = got.detach().float().cpu()
+            _compare(got, model, tokenizer, batch, max_length, name)
+
+
+@torch.no_grad()
+def _compare(got: torch.Tensor, model, tokenizer, batch: list[str], max_length: int, name: str) -> None:
+    from ..runtime import model_device, move_to
+
+    def run(truncate: bool):
+        enc = tokenizer(batch, padding=True, truncation=truncate, max_length=max_length if truncate else None,
+                        return_tensors="pt")
+        enc = move_to(enc, model_device(model))
+        out = model(**enc, output_hidden_states=True)
+        return out, [h.float().cpu() for h in out.hidden_states], enc["attention_mask"].cpu()
+
+    out, hs, mask = run(True)
+    last, n = hs[-1], len(batch)
+    right = _masked_mean(last, mask)
+    width = last.shape[-1]
+    if _close(got, right):
+        return
+    if got.dim() == 3:
+        raise Hint(f"with the {name} you returned {tuple(got.shape)}: one vector per *token*; the probe needs one "
+                   "vector per text, so average over each text's tokens")
+    if n > 1 and (got.dim() == 1 or (got.dim() == 2 and got.shape[0] == 1)):
+        raise Hint(f"with the {name} you returned a single vector for {n} texts: average over each text's tokens, "
+                   "not over the texts of the batch")
+    if got.dim() != 2 or got.shape[0] != n:
+        raise Hint(f"with the {name} the result has shape {tuple(got.shape)}; the probe needs one row per text and "
+                   f"one column per hidden unit: ({n}, {width}) for this batch")
+    if got.shape[1] != width:
+        logits = getattr(out, "logits", None)
+        if logits is not None and got.shape[1] == logits.shape[-1]:
+            raise Hint(f"with the {name} your rows are {got.shape[1]} wide, the model's output scores (logits); the "
+                       "probe reads what the model computed before its output layer: its hidden states")
+        raise Hint(f"with the {name} your rows are {got.shape[1]} wide, the model's hidden states {width}: use the "
+                   "hidden states of the model's last layer")
+    if _close(got, last.mean(1)):
+        raise Hint("the padding counts in your average: in a batch, short texts are padded to the longest one, and "
+                   "those extra positions are not part of the text; average over each text's real tokens only")
+    if _close(got, (last * mask.unsqueeze(-1)).sum(1)):
+        raise Hint("that is a sum over the tokens: longer texts get larger features whatever they say; divide by "
+                   "how many real tokens each text has")
+    if _close(got, (last * mask.unsqueeze(-1)).sum(1) / mask.shape[1]):
+        raise Hint("you divided by the padded length, the same for every text: divide each text's sum by its own "
+                   "number of real tokens")
+    if _close(got, last[:, 0]):
+        raise Hint("that is the first token's vector only (for BERT-like encoders, [CLS]); the probe averages over "
+                   "all of each text's real tokens")
+    lengths = mask.sum(1)
+    if _close(got, last[:, -1]) or _close(got, last[torch.arange(n), lengths - 1]):
+        raise Hint("that is one token's vector, the last one; the probe averages over all of each text's real tokens")
+    pooler = getattr(getattr(model, "base_model", None), "pooler", None)
+    if pooler is not None and _close(got, pooler(hs[-1].to(model_device(model)).to(model.dtype)).float().cpu()):
+        raise Hint("that is BERT's pooler output, a transformation of the first token trained for another "
+                   "objective; the probe averages the last layer's vectors over each text's real tokens")
+    for k, h in enumerate(hs[:-1]):
+        if _close(got, _masked_mean(h, mask)):
+            which = "the embedding layer's output, before any block" if k == 0 else f"the output of block {k}"
+            raise Hint(f"right pooling, wrong layer: that is {which}; the probe uses the model's last layer, the one "
+                       "that has seen the most context")
+    rows = [i for i in range(n) if not _close(got[i], right[i])]
+    too_long = {i for i, ids in enumerate(tokenizer(batch)["input_ids"]) if len(ids) > max_length}
+    if set(rows) <= too_long:
+        raise Hint(f"the short texts match, the long one does not: it has more than max_length={max_length} "
+                   "tokens, and the probe cuts every text at `max_length`")
+    raise Hint(f"with the {name} your features differ from ftlib's on {len(rows)} of the {n} texts. Try your "
+               "function on one short text alone, where there is no padding: if that row matches "
+               "ftlib.selection.mean_pooled_features, look at what padding does to yours; if not, at which layer "
+               "and which positions you average")
+
 def check_probe_choice(choice, results) -> None:
-    """Exercise 3: the candidate a linear probe says to fine-tune (a key of `results`)."""
+    """Exercise 4: the candidate a linear probe says to fine-tune (a key of `results`)."""
     if not isinstance(choice, str):
         raise Hint(f"`choice` should be the name of a candidate (a string), got {type(choice).__name__}")
     if choice not in results:

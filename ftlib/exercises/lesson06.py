@@ -202,22 +202,35 @@ QUIZ = Quiz("Knowledge test: lesson 06", [
          "Merging does not touch the saved adapter; it changes the in-memory model."),
     ),
     Question(
-        "In the rank sweep, accuracy barely changes from r = 4 to r = 64. What does that suggest?",
-        ("LoRA is broken", "The update the task needs has a low rank: a few directions suffice",
-         "A larger rank always overfits", "The learning rate was wrong for every run"),
+        "A rank sweep keeps alpha = 16 for every r, and r = 64 ends below r = 4. What can you conclude about the rank?",
+        ("Large ranks overfit this task",
+         "Not much yet: the scale alpha/r also fell 16-fold, so r = 64 took smaller steps; hold the scale's rule "
+         "fixed (alpha = 2r, or rsLoRA) and compare against the seed spread",
+         "The task needs exactly rank 4", "LoRA does not work above rank 16"),
         1,
-        ("The runs learn: all are far above the untrained model.",
-         "Right: Hu et al. found very small ranks enough on many tasks; the extra parameters add little.",
-         "It can, but the sweep shows no sign of it here; the point is that small ranks suffice.",
-         "One shared rate explains nothing about why ranks agree."),
+        ("Perhaps, but two things changed at once: the rank and the size of the update.",
+         "Right: with alpha fixed, rank and step size are confounded; a fair sweep changes only the rank, and a "
+         "difference counts only when it is larger than what the seed alone produces.",
+         "One confounded sweep cannot say that; smaller ranks might do as well with a matching scale.",
+         "Nothing in the sweep shows that: at r = 64 the update was scaled by 0.25, against 4 at r = 4."),
     ),
     Question(
         "With alpha fixed, what does doubling r do to the scaling alpha / r?",
         ("Doubles it", "Halves it", "Nothing", "Squares it"),
         1,
         ("alpha / (2r) is half of alpha / r.",
-         "Right: that is why alpha and r are usually tuned together (or alpha set to 2r).",
+         "Right: that is why alpha and r are usually changed together (alpha = 2r keeps the scale fixed).",
          "The scaling depends on r.",
          "It is a division, not a power."),
+    ),
+    Question(
+        "rsLoRA scales LoRA's update by alpha / sqrt(r). With alpha fixed, what does going from r = 4 to r = 16 do to the scale?",
+        ("Divides it by 4", "Halves it", "Leaves it unchanged", "Doubles it"),
+        1,
+        ("That is what alpha / r does; rsLoRA divides by the square root of r.",
+         "Right: sqrt(16) = 2 sqrt(4). The scale still shrinks with r, but more slowly than alpha / r, which "
+         "Kalajdzievski (2023) shows keeps learning stable as r grows.",
+         "That would be alpha = 2r with plain alpha / r; rsLoRA's scale still depends on r.",
+         "The scale goes down with r, not up."),
     ),
 ])

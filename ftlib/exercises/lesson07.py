@@ -230,16 +230,20 @@ QUIZ = Quiz("Knowledge test: lesson 07", [
          "Precision divides by the 100 predictions made."),
     ),
     Question(
-        "Three seeds give 0.84 ± 0.015 for method A. One run of method B scores 0.855. What can you say?",
-        ("B is better by 1.5 points",
-         "Nothing yet: the difference is about one standard deviation of A's seeds; run B with several seeds",
-         "A is better, since it has more runs",
-         "B is worse, since one run is always optimistic"),
+        "Between seeds, your recipe's test accuracy varies with a standard deviation σ of 1 point. Method B, "
+        "run once, beats method A, run once, by 2 points. What can you say?",
+        ("B is better: 2 points is two standard deviations",
+         "Not yet: the difference of two single runs varies by √2·σ, about 1.4 points, so 2 points is under the "
+         "margin of about 2.8σ; run both with several seeds and compare the means",
+         "A is better: a single run is always optimistic",
+         "B is better by 1 point, once the noise is taken away"),
         1,
-        ("That difference is within the seed noise of the recipe.",
-         "Right: differences smaller than about two standard deviations are not evidence.",
-         "More runs make A's estimate more precise, not better.",
-         "One run is as likely to be lucky as unlucky."),
+        ("Each run carries its own seed noise and the variances add: the difference varies by √2·σ, not σ, so "
+         "two σ of one run is not two standard deviations of the difference.",
+         "Right: two standard deviations of the difference is 2·√2·σ ≈ 2.8σ. With n seeds per method, the "
+         "difference of the means varies by √(2/n)·σ, and the margin shrinks with it.",
+         "One run is as likely to be lucky as unlucky.",
+         "The noise in one difference cannot be subtracted; it can only be averaged away over more seeds."),
     ),
     Question(
         "A model's predictions with confidence around 0.95 are right 80 % of the time. It is...",

@@ -281,6 +281,21 @@ QUIZ = Quiz("Knowledge test: lesson 08", [
          "Only if the two sets were the same; the point is that they must not be."),
     ),
     Question(
+        "Fine-tuning with AdamW and weight decay 0.1: towards what does the decay pull each weight matrix?",
+        ("Towards the pretrained weights the run started from",
+         "Towards zero, which in fine-tuning means away from the pretrained weights",
+         "Towards the weights of the best validation epoch",
+         "Nowhere: it only lowers the learning rate"),
+        1,
+        ("That is what L2-SP does (Li, Grandvalet & Davoine 2018): it penalises the distance to the starting "
+         "point. Plain weight decay knows nothing of where training began.",
+         "Right: each step multiplies the weights by 1 - lr × weight_decay. L2-SP pulls towards the pretrained "
+         "starting point instead.",
+         "Restoring the best epoch is early stopping's job, after training; the decay acts at every step.",
+         "The learning rate is unchanged; the decay shrinks the weights themselves, by lr × weight_decay of "
+         "their size per step."),
+    ),
+    Question(
         "Which change does NOT reduce overfitting?",
         ("Training fewer parameters (LoRA, a frozen body)",
          "Augmenting the training images",

@@ -57,26 +57,63 @@ def _labels_hint(labels: list[int], ids: list[int], n: int, lang: str) -> None:
                "the id of every token after it")
 
 
-def check_my_encode_qa(my_labels, my_encode_qa, tokenizer, question: str, answer: str) -> None:
-    """Exercise 1: the learner's encoding, against ``ftlib.qa.encode_qa`` on the lesson's pair and on English
-    and Korean pairs of its own. `my_labels` are its labels for the lesson's pair (``...`` when not answered).
+def _mask_hint(mask: list[int], ids: list[int], n: int, lang: str) -> None:
+    """Raise the hint for an attention mask that is not 1 on every position of a single example."""
+    if mask == [1] * len(ids):
+        return
+    if len(mask) != len(ids):
+        raise Hint(f"on the {lang} pair, `attention_mask` has {len(mask)} entries for {len(ids)} tokens: one entry "
+                   "per token")
+    if -100 in mask:
+        raise Hint("-100 belongs in the labels: the attention mask holds 1 (the model may read this position) "
+                   "or 0 (padding, which it must not read)")
+    if mask[:n] == [0] * n:
+        raise Hint("the attention mask hides the prompt from the model: it says what the model may *read*, and it "
+                   "must read the question to answer it; which positions the loss counts is the labels' job")
+    raise Hint(f"on the {lang} pair the attention mask has a 0 where the model should read: 0 is for padding, "
+               "which a batch adds later; is any position of this example padding?")
+
+
+def _encode(fn, tokenizer, question: str, answer: str, max_length: int, lang: str):
+    got = fn(tokenizer, question, answer, max_length)
+    keys = ("input_ids", "attention_mask", "labels")
+    if not isinstance(got, dict) or any(k not in got for k in keys):
+        raise Hint("`my_encode_qa` should return a dict with the keys 'input_ids', 'attention_mask' and 'labels'")
+    if any(got[k] is Ellipsis for k in keys):
+        raise Hint("`my_encode_qa` still returns `...`: set `input_ids`, `attention_mask` and `labels` in the "
+                   "exercise cell")
+    return [_int_list(k, got[k], lang) for k in keys]
+
+
+def _lang(question: str) -> str:
+    return "Korean" if any("\uac00" <= ch <= "\ud7a3" for ch in question) else "English"
+
+
+# A pair whose answer the check cuts: it does not fit in the max_length the check gives it.
+_LONG_PAIR = ("Name the planets of the solar system, from the Sun outwards.",
+              "Mercury, Venus, Earth, Mars, Jupiter, Saturn, Uranus and Neptune")
+
+
+def check_my_encode_qa(my_labels, my_encode_qa, tokenizer, question: str, answer: str, max_length: int) -> None:
+    """Exercise 1: the learner's encoding, against ``ftlib.qa.encode_qa``.
+
+    On the lesson's pair and on English and Korean pairs of its own (all of which fit in
+    `max_length`), then on a long answer that must be cut, then with no room left for any
+    answer, where a ValueError is expected. `my_labels` are the learner's labels for the
+    lesson's pair (``...`` when not answered).
     """
     from ..qa import encode_qa, prompt_ids
 
+    eos = tokenizer.eos_token_id
     for q, a in ((question, answer),) + _PAIRS:
-        lang = "Korean" if any("\uac00" <= ch <= "\ud7a3" for ch in q) else "English"
-        got = my_encode_qa(tokenizer, q, a)
-        if not isinstance(got, dict) or "input_ids" not in got or "labels" not in got:
-            raise Hint("`my_encode_qa` should return a dict with the keys 'input_ids' and 'labels'")
-        if got["input_ids"] is Ellipsis or got["labels"] is Ellipsis:
-            raise Hint("`my_encode_qa` still returns `...`: set `input_ids` and `labels` in the exercise cell")
-        ids, labels = _int_list("input_ids", got["input_ids"], lang), _int_list("labels", got["labels"], lang)
-        want = encode_qa(tokenizer, q, a, max_length=4096)["input_ids"]
+        lang = _lang(q)
+        ids, mask, labels = _encode(my_encode_qa, tokenizer, q, a, max_length, lang)
+        want = encode_qa(tokenizer, q, a, max_length=max_length)["input_ids"]
         n = len(prompt_ids(tokenizer, q))
         if ids != want:
             if ids[:n] != want[:n]:
-                raise Hint("your input_ids do not start with the prompt's ids: begin with the `prompt` you were given")
-            eos = tokenizer.eos_token_id
+                raise Hint("your input_ids do not start with the prompt's ids: begin with the prompt that "
+                           "`prompt_ids` gives")
             if ids == want[:-1]:
                 raise Hint("the example ends right after the answer: nothing in it teaches the model to stop")
             if ids == want + [eos] or ids == want[:-1] + [eos, eos]:
@@ -87,6 +124,55 @@ def check_my_encode_qa(my_labels, my_encode_qa, tokenizer, question: str, answer
             raise Hint(f"on the {lang} pair your input_ids after the prompt differ from encode_qa's: the answer's "
                        "tokens, then the end-of-turn token, nothing else")
         _labels_hint(labels, ids, n, lang)
+        _mask_hint(mask, ids, n, lang)
+
+    q, a = _LONG_PAIR  # an answer that does not fit: cut in its middle
+    n = len(prompt_ids(tokenizer, q))
+    full = encode_qa(tokenizer, q, a, max_length=n + 4096)["input_ids"]
+    cut = n + max(1, (len(full) - n) // 2)
+    ids, mask, labels = _encode(my_encode_qa, tokenizer, q, a, cut, "long-answer")
+    want = encode_qa(tokenizer, q, a, max_length=cut)["input_ids"]
+    if ids != want:
+        if ids == full:
+            raise Hint(f"with max_length={cut} your example keeps all its {len(full)} tokens: max_length bounds the "
+                       "whole example, the prompt included, and a longer one must be cut to that length")
+        if ids[:n] != full[:n]:
+            raise Hint("with a long answer, your example lost part of the prompt: the model must read the whole "
+                       "question, so the prompt always stays whole and what does not fit is the end of the answer")
+        if ids == full[:n] + full[n:][:cut]:
+            raise Hint("you cut the answer to max_length tokens, but max_length is the length of the whole example, "
+                       "the prompt included")
+        if ids == want[:-1] + [eos] or ids == want + [eos]:
+            raise Hint("the cut answer ends with the end-of-turn token: the model would learn to stop in the middle "
+                       "of an answer; when an answer is cut, its end goes with it")
+        if len(ids) > cut:
+            raise Hint(f"with max_length={cut} your example has {len(ids)} tokens: it must not be longer than "
+                       "max_length")
+        if len(ids) < cut:
+            raise Hint(f"with max_length={cut} your example has only {len(ids)} tokens, yet the answer was cut: keep "
+                       "as much of the answer as fits")
+        raise Hint("with a long answer your input_ids differ from encode_qa's: print yours next to the uncut "
+                   "example and look at where they part")
+    _labels_hint(labels, ids, n, "long-answer")
+    _mask_hint(mask, ids, n, "long-answer")
+
+    q, a = _PAIRS[0]  # no room at all: max_length is the prompt's own length
+    n = len(prompt_ids(tokenizer, q))
+    try:
+        my_encode_qa(tokenizer, q, a, n)
+    except ValueError:
+        return
+    except Hint:
+        raise
+    except AssertionError as error:
+        raise Hint("an assert is not the way to refuse an input: Python skips asserts when run with -O; raise a "
+                   "ValueError, with a message that says what to change") from error
+    except Exception as error:  # noqa: BLE001 - the learner's own error becomes a hint
+        raise Hint(f"with max_length equal to the prompt's length your function raised {type(error).__name__}: "
+                   f"{str(error)[:120]}; the course raises a ValueError there, whose message says what to "
+                   "change") from error
+    raise Hint("with max_length equal to the prompt's own length, no answer token fits: the example would have no "
+               "label to learn from (its mean loss is 0 / 0); refuse it with a ValueError that says why")
 
 
 def check_choice(choice, sweep) -> None:
