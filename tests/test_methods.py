@@ -53,16 +53,21 @@ def minilm_batch():
     return dict(tok(["not bad at all", "awful, sent it back"], padding=True, return_tensors="pt"))
 
 
+def pretend_it_trained(model):
+    """Move every trainable weight a little, as training would (B = 0 would hide a wrong LoRA scale)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+
+
 @pytest.mark.parametrize("method", ["lora", "adapter"])
 def test_saved_and_reloaded_fine_tune_answers_the_same(tmp_path, minilm_batch, method):
     model, tok = load_text_classifier(catalog.MINILM, ["negative", "positive"])
     settings = {"lora_r": 4, "lora_alpha": 8} if method == "lora" else {"adapter_size": 16}
     apply_method(model, method, **settings)
-    torch.manual_seed(0)
-    with torch.no_grad():  # pretend training happened: move every trained weight
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.05)
+    pretend_it_trained(model)
     model.eval()
     with torch.no_grad():
         before = model(**minilm_batch).logits
@@ -101,11 +106,7 @@ def test_an_rslora_fine_tune_comes_back_with_its_own_scale(tmp_path, minilm_batc
 
     model, tok = load_text_classifier(catalog.MINILM, ["negative", "positive"])
     add_lora(model, r=4, alpha=8, rslora=True)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.05)
+    pretend_it_trained(model)
     model.eval()
     with torch.no_grad():
         before = model(**minilm_batch).logits
