@@ -224,6 +224,15 @@ class Profile:
     probe_train: int | None = 400  # lesson 01: training reviews of the linear probe (None: all)
     probe_eval: int | None = 300  # lesson 01: held-out reviews of the linear probe (None: all)
     memory_check: tuple[int, int] = (32, 128)  # lesson 01: batch x tokens of the measured training step
+    pref_max_train: int | None = 96  # lesson 11 / --task preference: training pairs (None: all)
+    pref_max_eval: int | None = None  # lesson 11: held-out pairs and test questions (None: all)
+    pref_epochs: int = 2  # lesson 11 / --task preference: DPO epochs
+    pref_lr: float = 1e-3  # lesson 11 / --task preference: LoRA learning rate under DPO
+    pref_beta: float = 0.1  # lesson 11 / --task preference: DPO's beta, the pull back to the reference
+    pref_betas: tuple[float, ...] = (0.03, 0.3)  # lesson 11: other betas of the sweep (each one more training run)
+    pref_sweep_train: int | None = 48  # lesson 11: training pairs of each sweep run (None: all)
+    pref_batch_size: int = 8  # lesson 11 / --task preference: pairs per step
+    pref_max_answer_tokens: int = 16  # lesson 11 / --task preference: a longer answer is cut (rambling ones)
 
     def with_overrides(self, **changes) -> "Profile":
         """A copy with some fields changed, e.g. ``profile.with_overrides(epochs=1)``."""
@@ -254,6 +263,7 @@ PROFILES = {
         overfit_train=48, overfit_epochs=3, overfit_patience=1, regularize_epochs=1,
         image_model=COURSE_CNN_SMOKE, image_per_class=5, image_epochs=2, image_lrs=(3e-3,), image_seeds=2,
         qa_max_train=48, qa_max_eval=16, qa_epochs=2, qa_max_new_tokens=8,
+        pref_max_train=16, pref_max_eval=8, pref_epochs=1, pref_lr=1e-2, pref_betas=(0.5,), pref_sweep_train=8,
     ),
 }
 

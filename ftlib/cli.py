@@ -3,6 +3,7 @@
     python -m ftlib finetune --task text-classification --train train.csv --eval dev.csv \\
         --text-column text --label-column label --out runs/reviews
     python -m ftlib finetune --task qa --train qa_train.jsonl --eval qa_dev.jsonl --out runs/qa
+    python -m ftlib finetune --task preference --train pairs.jsonl --eval pairs_dev.jsonl --out runs/dpo
 
     python -m ftlib predict --model runs/reviews --input new.csv --out predicted.csv
     python -m ftlib evaluate --model runs/reviews --input labelled.csv
@@ -15,6 +16,8 @@ checkpoints in ``OUT/checkpoints`` (only what trains, when part of the model is 
 with ``--merge`` a plain transformers model in ``OUT/merged``. With ``--task qa`` (records
 with ``question`` and ``answer`` fields) the profile's causal LM learns to answer (lesson 09):
 LoRA through peft by default, and the metrics add exact match and token F1 of greedy answers.
+With ``--task preference`` (``prompt``, ``chosen``, ``rejected``) a LoRA adapter learns the
+preferences by DPO (lesson 11); ``predict`` answers with it as with a qa run.
 ``predict`` and ``evaluate`` open any of these (``ftlib/inference.py``).
 Bad input ends with a one-line message and exit status 2, before anything is written.
 """
@@ -38,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ftlib", description="Fine-tune a pretrained model.")
     sub = parser.add_subparsers(dest="command", required=True)
     ft = sub.add_parser("finetune", help="fine-tune a model on a data file", description=_DEFAULTS_NOTE)
-    ft.add_argument("--task", required=True, choices=["text-classification", "qa"],
-                    help="text-classification (text and label columns) or qa (question and answer fields)")
+    ft.add_argument("--task", required=True, choices=["text-classification", "qa", "preference"],
+                    help="text-classification (text and label columns), qa (question and answer fields) or "
+                         "preference (prompt, chosen and rejected fields: DPO on the profile's causal LM)")
     ft.add_argument("--train", required=True, help="training data: .csv, .tsv or .jsonl")
     ft.add_argument("--eval", required=True, help="validation data, evaluated after every epoch")
     ft.add_argument("--test", help="test data, evaluated once at the end")
@@ -61,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--max-length", type=int)
     ft.add_argument("--max-train", type=int, help="use at most N training examples (a random sample)")
     ft.add_argument("--patience", type=int, help="stop after N epochs without a better eval accuracy (eval loss for --task qa)")
+    ft.add_argument("--beta", type=float, help="--task preference: DPO's beta (default: the profile's pref_beta)")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     ft.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
@@ -249,11 +254,13 @@ def _qa_data(args) -> dict:
 
 def _qa_scores(model, tokenizer, records, loader, runtime, max_new_tokens: int) -> dict:
     from .evaluation import evaluate
-    from .qa import generate_answers, qa_scores
+    from .qa import generate_answers, qa_scores_by_language
 
     answers = generate_answers(model, tokenizer, [r["question"] for r in records], runtime,
                                max_new_tokens=max_new_tokens)
-    return {**evaluate(model, loader, runtime), **qa_scores(answers, [r["answer"] for r in records])}
+    scores = qa_scores_by_language(answers, records)  # 'all', and one entry per 'lang' when the records have it
+    overall = {k: v for k, v in scores.pop("all").items() if k != "questions"}
+    return {**evaluate(model, loader, runtime), **overall, **({"per_language": scores} if scores else {})}
 
 
 def finetune_qa(args) -> dict:
@@ -290,7 +297,8 @@ def finetune_qa(args) -> dict:
         model = get_peft_model(model, peft_config(targets, r=args.lora_r, alpha=args.lora_alpha, train_also=(),
                                                   task_type="CAUSAL_LM"))
     loaders = {name: make_qa_loader(records, tokenizer, batch_size=batch_size if name == "train" else 2 * batch_size,
-                                    shuffle=name == "train", seed=args.seed, max_length=max_length)
+                                    shuffle=name == "train", seed=args.seed, max_length=max_length,
+                                    answer_logits_only=True)  # the output layer only where the loss looks
                for name, records in sets.items()}
     trainable, total = count_parameters(model)
     started = time.perf_counter()
@@ -318,6 +326,88 @@ def finetune_qa(args) -> dict:
         metrics["merged_bytes"] = save_merged(model, tokenizer, out / "merged")
     _write_metrics(out, metrics)
     return metrics
+
+
+def finetune_preference(args) -> dict:
+    """``--task preference``: DPO on the profile's causal LM with a LoRA adapter (lesson 11).
+
+    The files hold pairs (``prompt``, ``chosen``, ``rejected``). The reference is the same model
+    with the adapter switched off; its log-probabilities are computed once. The metrics give,
+    on --eval (and --test), how often the implicit reward prefers the chosen answer, the mean
+    reward margin, and how often the pretrained model's own log-probability already did.
+    """
+    import random
+
+    from . import setup
+    from .files import share
+    from .lora import peft_config
+    from .models import count_parameters, load_causal_lm
+    from .preference import add_reference_logprobs, fit_dpo, load_preferences, make_preference_loader, preference_scores
+
+    if args.method != "lora":
+        raise ValueError(f"--method {args.method} does not apply to --task preference: DPO here trains a LoRA "
+                         "adapter (the reference is the model with the adapter off); use lora, the default")
+    if args.labels or args.resume or args.merge or args.patience is not None:
+        raise ValueError("--labels, --resume, --merge and --patience do not apply to --task preference; leave them out")
+    runtime, profile = setup(args.profile, seed=args.seed)
+    sets = {name: load_preferences(path) for name, path in [("train", args.train), ("eval", args.eval),
+                                                            ("test", args.test)] if path}
+    if args.max_train is not None:
+        if args.max_train < 1:
+            raise ValueError(f"--max-train must be at least 1, got {args.max_train}: pass a number of pairs, or leave it out")
+        sets["train"] = random.Random(args.seed).sample(sets["train"], min(args.max_train, len(sets["train"])))
+    pick = lambda given, default: default if given is None else given  # noqa: E731 (0 is a value, not "unset")
+    batch_size, max_length = pick(args.batch_size, profile.pref_batch_size), pick(args.max_length, profile.qa_max_length)
+    epochs, lr, beta = pick(args.epochs, profile.pref_epochs), pick(args.lr, profile.pref_lr), pick(args.beta, profile.pref_beta)
+    if batch_size < 1 or max_length < 2 or epochs < 1 or not lr > 0 or not beta > 0:
+        raise ValueError(f"--batch-size, --epochs must be at least 1, --max-length at least 2, --lr and --beta "
+                         f"positive; got {batch_size}, {epochs}, {max_length}, {lr}, {beta}: leave them out to use "
+                         "the profile's")
+    print(runtime.stamp())
+    model, tokenizer = load_causal_lm(profile.causal_lm)
+    from peft import get_peft_model
+
+    targets = args.lora_targets.split(",") if args.lora_targets else profile.qa_lora_targets
+    model = get_peft_model(model, peft_config(targets, r=args.lora_r, alpha=args.lora_alpha, train_also=(),
+                                              task_type="CAUSAL_LM"))
+    loaders = {name: make_preference_loader(records, tokenizer, batch_size=batch_size, shuffle=name == "train",
+                                            seed=args.seed, max_length=max_length,
+                                            max_answer_tokens=profile.pref_max_answer_tokens)
+               for name, records in sets.items()}
+    for loader in loaders.values():
+        add_reference_logprobs(model, loader, runtime)  # the adapter off, once
+    trainable, total = count_parameters(model)
+    started = time.perf_counter()
+    history = fit_dpo(model, loaders["train"], runtime=runtime, beta=beta, epochs=epochs, lr=lr,
+                      progress=not args.quiet)
+    score = lambda name: {k: v for k, v in preference_scores(model, loaders[name], runtime, beta=beta).items()  # noqa: E731
+                          if not isinstance(v, list)}
+    metrics = {"eval": score("eval"), "train_seconds": time.perf_counter() - started, "beta": beta, "lr": lr,
+               "trainable_params": trainable, "total_params": total, "epochs_run": len(history),
+               "profile": runtime.profile, "model": profile.causal_lm.name, "method": "lora",
+               "train_pairs": len(sets["train"]), "history": history}
+    if "test" in sets:
+        metrics["test"] = score("test")
+    out = Path(args.out)
+    model.save_pretrained(out / "model")  # only the adapter and its config: `predict` answers with it
+    tokenizer.save_pretrained(out / "model")
+    recipe = {"task": "preference", "method": "lora", "profile": runtime.profile, "seed": args.seed, "beta": beta,
+              "max_length": max_length, "max_new_tokens": profile.qa_max_new_tokens}
+    (out / "model" / "method.json").write_text(json.dumps(recipe, indent=2))
+    share(out / "model")
+    metrics["saved_bytes"] = sum(f.stat().st_size for f in (out / "model").glob("*.safetensors"))
+    _write_metrics(out, metrics)
+    return metrics
+
+
+def _preference_summary(metrics: dict, args) -> None:
+    summary = {k: metrics[k] for k in ("eval", "train_seconds", "epochs_run", "beta")}
+    if "test" in metrics:
+        summary["test"] = metrics["test"]
+    print(json.dumps(summary, indent=2))
+    print("accuracy: pairs whose chosen answer gets the higher implicit reward; base_accuracy: pairs the pretrained "
+          "model's own log-probability already ordered right.")
+    print(f"Saved the adapter and metrics.json in {args.out}")
 
 
 def _open_model(args):
@@ -398,10 +488,16 @@ def evaluate_file(args) -> dict:
         raise DataError(f"{args.input}: row {golds.index('') + 1} has an empty {label_column!r}: every row of a "
                         "file to evaluate needs one; fill it in or remove the row")
     if task == "qa":
-        from .qa import qa_scores
+        from .qa import qa_scores_by_language
 
-        report = {"examples": len(texts), **qa_scores(_answers(args, model, tokenizer, texts, recipe, runtime), golds)}
-        text = f"{len(texts)} questions  exact match {report['exact_match']:.1f}  token F1 {report['token_f1']:.1f}"
+        langs = [str(v or "") for v in table["lang"]] if "lang" in table.column_names else [""] * len(texts)
+        records = [{"answer": g, "lang": lang} for g, lang in zip(golds, langs)]
+        scores = qa_scores_by_language(_answers(args, model, tokenizer, texts, recipe, runtime), records)
+        overall = {k: v for k, v in scores.pop("all").items() if k != "questions"}
+        report = {"examples": len(texts), **overall, **({"per_language": scores} if scores else {})}
+        text = "\n".join([f"{len(texts)} questions  exact match {report['exact_match']:.1f}  token F1 {report['token_f1']:.1f}"]
+                         + [f"  {lang}: {s['questions']} questions  exact match {s['exact_match']:.1f}  "
+                            f"token F1 {s['token_f1']:.1f}" for lang, s in scores.items()])
     else:
         names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         unknown = unseen_labels(table, label_column, names)
@@ -446,13 +542,13 @@ def _finetune_summary(metrics: dict, args) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "finetune" and args.method is None:
-        args.method = "lora" if args.task == "qa" else "full"
+        args.method = "lora" if args.task in ("qa", "preference") else "full"
     from .checkpoints import CheckpointError
     from .data import DataError
     from .models import IntegrityError
 
     commands = {"predict": predict, "evaluate": evaluate_file, "export": export,
-                "finetune": lambda a: finetune_qa(a) if a.task == "qa" else finetune(a)}
+                "finetune": lambda a: {"qa": finetune_qa, "preference": finetune_preference}.get(a.task, finetune)(a)}
     try:
         result = commands[args.command](args)
     except (DataError, IntegrityError, CheckpointError, FileNotFoundError, ModuleNotFoundError,
@@ -460,5 +556,5 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.command == "finetune":
-        _finetune_summary(result, args)
+        (_preference_summary if args.task == "preference" else _finetune_summary)(result, args)
     return 0

@@ -40,6 +40,10 @@ FFN_TARGETS = {"bert": (r".*intermediate\.dense", r".*layer\.\d+\.output\.dense"
 ALL_LINEAR_TARGETS = {"bert": ("query", "key", "value", r".*attention\.output\.dense", *FFN_TARGETS["bert"]),
                       "distilbert": ("q_lin", "k_lin", "v_lin", "out_lin", *FFN_TARGETS["distilbert"]),
                       "llama": ("q_proj", "k_proj", "v_proj", "o_proj", *FFN_TARGETS["llama"])}
+# Gemma 3 and Qwen2 (the course's causal LMs in lite and full) name their layers as Llama does.
+for _table in (DEFAULT_TARGETS, FFN_TARGETS, ALL_LINEAR_TARGETS):
+    _table.update({"gemma3_text": _table["llama"], "qwen2": _table["llama"]})
+del _table
 
 
 def lora_scaling(r: int, alpha: float = ALPHA, rslora: bool = False) -> float:

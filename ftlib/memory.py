@@ -39,8 +39,8 @@ OPTIMIZER_BYTES = {"adamw": 8, "adam": 8, "sgd-momentum": 4, "sgd": 0}  # per tr
 # fine-tuning step of the lite encoder minus weights, gradients and AdamW state, divided by the
 # saved tensors that activation_bytes counts: 1.24 to 1.37 at 32 x 128, 16 x 128 and 8 x 256 tokens.
 ACTIVATION_OVERHEAD = 1.35
-CAUSAL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt2", "gpt_neox", "smollm3")
-GATED_FFN = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "smollm3")
+CAUSAL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "gpt2", "gpt_neox", "smollm3")
+GATED_FFN = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "smollm3")
 
 
 @dataclass(frozen=True)

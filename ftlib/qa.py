@@ -32,6 +32,7 @@ __all__ = [
     "prompt_ids",
     "qa_collate",
     "qa_scores",
+    "qa_scores_by_language",
     "split_qa",
     "token_f1",
 ]
@@ -43,13 +44,19 @@ def _has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def format_prompt(tokenizer, question: str) -> str:
-    """The text the model sees before its answer: chat template if the tokenizer has one, else ``Q: …\\nA:``."""
+def format_prompt(tokenizer, question: str, shots=()) -> str:
+    """The text the model sees before its answer: chat template if the tokenizer has one, else ``Q: …\\nA:``.
+
+    `shots`: (question, answer) pairs shown first, as earlier turns: a few-shot prompt (lesson 09's
+    baseline). Without them the prompt is zero-shot, as in training.
+    """
     question = question.strip()
     if _has_chat_template(tokenizer):
-        return tokenizer.apply_chat_template([{"role": "user", "content": question}],
+        turns = [m for q, a in shots for m in ({"role": "user", "content": q.strip()},
+                                               {"role": "assistant", "content": a.strip()})]
+        return tokenizer.apply_chat_template(turns + [{"role": "user", "content": question}],
                                              tokenize=False, add_generation_prompt=True)
-    return f"Q: {question}\nA:"
+    return "".join(f"Q: {q.strip()}\nA: {a.strip()}\n\n" for q, a in shots) + f"Q: {question}\nA:"
 
 
 def _answer_text(tokenizer, question: str, prompt: str, answer: str) -> str:
@@ -65,11 +72,11 @@ def _answer_text(tokenizer, question: str, prompt: str, answer: str) -> str:
     return " " + answer + eos  # 'A: 56' as in ftlib.data.qa_to_text, then the end of the sequence
 
 
-def prompt_ids(tokenizer, question: str) -> list[int]:
+def prompt_ids(tokenizer, question: str, shots=()) -> list[int]:
     """The token ids of the prompt for `question`, exactly as training and generation use them."""
     # A chat template already holds its special tokens; the plain format gets the tokenizer's BOS, if any.
     add_bos = not _has_chat_template(tokenizer)
-    return tokenizer(format_prompt(tokenizer, question), add_special_tokens=add_bos)["input_ids"]
+    return tokenizer(format_prompt(tokenizer, question, shots), add_special_tokens=add_bos)["input_ids"]
 
 
 def encode_qa(tokenizer, question: str, answer: str, *, max_length: int) -> dict[str, list[int]]:
@@ -92,8 +99,14 @@ def encode_qa(tokenizer, question: str, answer: str, *, max_length: int) -> dict
             "labels": [IGNORE_INDEX] * len(prompt) + answer_ids}
 
 
-def qa_collate(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Pad a list of encoded examples on the right: pad id, attention 0, label -100."""
+def qa_collate(examples: list[dict], pad_token_id: int, *, answer_logits_only: bool = False) -> dict[str, torch.Tensor]:
+    """Pad a list of encoded examples on the right: pad id, attention 0, label -100.
+
+    With `answer_logits_only`, the batch also asks the model for logits only where they are scored:
+    ``logits_to_keep`` marks the positions whose next token is an answer token, and ``shift_labels``
+    holds those next tokens. The loss is the same number; the output layer (for Gemma 3, 262 k
+    words wide, most of the model's compute) runs on a few positions instead of all of them.
+    """
     width = max(len(e["input_ids"]) for e in examples)
     batch = {"input_ids": [], "attention_mask": [], "labels": []}
     for e in examples:
@@ -101,17 +114,23 @@ def qa_collate(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tenso
         batch["input_ids"].append(e["input_ids"] + [pad_token_id] * pad)
         batch["attention_mask"].append(e["attention_mask"] + [0] * pad)
         batch["labels"].append(e["labels"] + [IGNORE_INDEX] * pad)
-    return {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+    batch = {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+    if answer_logits_only:
+        following = batch["labels"][:, 1:]  # position t predicts token t + 1
+        keep = torch.cat([following != IGNORE_INDEX, torch.zeros(len(examples), 1, dtype=torch.bool)], dim=1)
+        batch["logits_to_keep"] = keep  # (B, T) booleans: logits come out flattened, one row per True
+        batch["shift_labels"] = following[keep[:, :-1]]  # the token each kept position must predict
+    return batch
 
 
 def make_qa_loader(records, tokenizer, *, batch_size: int, shuffle: bool, seed: int = 0,
-                   max_length: int = 256, encode=None) -> torch.utils.data.DataLoader:
+                   max_length: int = 256, encode=None, answer_logits_only: bool = False) -> torch.utils.data.DataLoader:
     """Batches of dicts (input_ids, attention_mask, labels) for ``ftlib.training.fit``.
 
     `records` are dicts with 'question' and 'answer'. Batches group similar lengths and
     their order depends only on (seed, epoch), as in ``ftlib.data.make_loader``.
     `encode(tokenizer, question, answer, max_length)` builds one example; the default is
-    :func:`encode_qa` (lesson 09 passes the learner's own).
+    :func:`encode_qa` (lesson 09 passes the learner's own). `answer_logits_only`: see :func:`qa_collate`.
     """
     from .data import LengthGroupedBatchSampler
 
@@ -125,18 +144,24 @@ def make_qa_loader(records, tokenizer, *, batch_size: int, shuffle: bool, seed: 
                                         shuffle=shuffle, seed=seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return torch.utils.data.DataLoader(encoded, batch_sampler=sampler,
-                                       collate_fn=lambda examples: qa_collate(examples, pad_id),
+                                       collate_fn=lambda examples: qa_collate(examples, pad_id,
+                                                                              answer_logits_only=answer_logits_only),
                                        generator=torch.Generator().manual_seed(seed))
 
 
 @torch.no_grad()
 def generate_answers(model, tokenizer, questions: list[str], runtime, *, max_new_tokens: int = 48,
-                     batch_size: int = 8) -> list[str]:
-    """Greedy answers to `questions`, in order; prompts are padded on the left so that all end together."""
+                     batch_size: int = 8, shots=(), first_line: bool = False) -> list[str]:
+    """Greedy answers to `questions`, in order; prompts are padded on the left so that all end together.
+
+    `shots`: (question, answer) pairs put before every question (a few-shot prompt). `first_line`:
+    keep each answer up to its first line break, as a quiz answer is one line (a base model
+    without fine-tuning goes on with the next "Q:" otherwise).
+    """
     model.eval()
     model.to(runtime.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    encoded = [prompt_ids(tokenizer, q) for q in questions]
+    encoded = [prompt_ids(tokenizer, q, shots) for q in questions]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths together: less padding
     answers = {}
     for start in range(0, len(order), batch_size):
@@ -151,7 +176,7 @@ def generate_answers(model, tokenizer, questions: list[str], runtime, *, max_new
                                  eos_token_id=tokenizer.eos_token_id)
         new_tokens = out[:, width:]  # (B, generated): only what the model added
         for i, text in zip(rows, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
-            answers[i] = text.strip()
+            answers[i] = (text.strip().split("\n")[0] if first_line else text).strip()
     return [answers[i] for i in range(len(questions))]
 
 
@@ -200,6 +225,19 @@ def qa_scores(preds: list[str], golds: list[str]) -> dict[str, float]:
     n = len(golds)
     return {"exact_match": 100 * sum(map(exact_match, preds, golds)) / n,
             "token_f1": 100 * sum(map(token_f1, preds, golds)) / n}
+
+
+def qa_scores_by_language(preds: list[str], records: list[dict]) -> dict[str, dict[str, float]]:
+    """:func:`qa_scores` over all records (key 'all') and per value of their 'lang' field ('en', 'ko', ...)."""
+    if len(preds) != len(records):
+        raise ValueError(f"need one prediction per record: got {len(preds)} and {len(records)}")
+    scores = {"all": qa_scores(preds, [r["answer"] for r in records])}
+    for lang in sorted({r["lang"] for r in records if r.get("lang")}):
+        rows = [i for i, r in enumerate(records) if r.get("lang") == lang]
+        scores[lang] = {**qa_scores([preds[i] for i in rows], [records[i]["answer"] for i in rows]),
+                        "questions": len(rows)}
+    scores["all"]["questions"] = len(records)
+    return scores
 
 
 def load_qa(source) -> list[dict]:

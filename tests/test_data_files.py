@@ -60,3 +60,34 @@ def test_declared_label_without_examples_warns_and_long_texts_are_counted(tmp_pa
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["labels"] == ["negative", "neutral", "positive"]
     assert metrics["truncated"]["train"] == 1 and metrics["truncated"]["eval"] == 0
+
+
+def test_preference_pairs_match_the_qa_records():
+    """data/preferences.jsonl: one pair per qa.jsonl record, same id/lang/category/split, chosen = gold, rejected differs."""
+    import json
+
+    from ftlib import catalog
+    from ftlib.preference import load_preferences
+    from ftlib.qa import normalize_answer
+
+    qa = {r["id"]: r for r in map(json.loads, catalog.data_path("qa.jsonl").read_text(encoding="utf-8").splitlines())}
+    pairs = load_preferences(catalog.data_path("preferences.jsonl"))
+    assert sorted(p["id"] for p in pairs) == sorted(qa)
+    for p in pairs:
+        q = qa[p["id"]]
+        assert (p["lang"], p["category"], p["split"], p["prompt"], p["chosen"]) == (
+            q["lang"], q["category"], q["split"], q["question"], q["answer"]), p["id"]
+        assert p["rejected_kind"] in ("wrong", "rambling"), p["id"]
+        if p["rejected_kind"] == "wrong":
+            assert normalize_answer(p["rejected"]) != normalize_answer(p["chosen"]), p["id"]
+            assert len(p["rejected"].split()) <= 5, p["id"]
+        else:
+            assert len(p["rejected"]) > 3 * len(p["chosen"]) and len(p["rejected"]) > 40, p["id"]
+        if p["lang"] == "ko":
+            assert any("\uac00" <= ch <= "\ud7a3" for ch in p["rejected"] + p["prompt"]), p["id"]
+    for split in ("train", "test"):
+        kinds = [p["rejected_kind"] for p in pairs if p["split"] == split]
+        assert 0.35 <= kinds.count("wrong") / len(kinds) <= 0.65  # both kinds in both splits
+    rambling = [p["rejected"] for p in pairs if p["rejected_kind"] == "rambling"]
+    assert len(set(rambling)) == len(rambling)  # each long answer written for its own question
+    assert len({r.split()[0] for r in rambling}) > len(rambling) / 2  # no fixed opening gives the kind away

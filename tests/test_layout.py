@@ -16,7 +16,7 @@ FLOORS = {  # a module may import modules of its own floor or lower, never highe
         "plots", "baselines", "calibration", "regularization", "selection", "__init__"},
     1: {"memory", "optim", "lora", "adapters", "cleaning", "qa", "resume", "oom", "models"},
     2: {"live", "training", "lr_finder", "peak_memory", "small_cnn", "widgets"},
-    3: {"methods", "vision", "compare", "inference", "cli", "__main__"},
+    3: {"methods", "vision", "compare", "inference", "preference", "cli", "__main__"},
 }
 FLOOR_OF = {module: floor for floor, modules in FLOORS.items() for module in modules}
 

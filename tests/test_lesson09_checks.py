@@ -64,9 +64,10 @@ from ftlib.qa import encode_qa, prompt_ids  # noqa: E402
 PAIR = ("What is 7 times 8?", "56")
 
 
-@pytest.fixture(scope="module")
-def tok():
-    return load_tokenizer(catalog.TINY_LLAMA)  # the SmolLM2 tokenizer, with its chat template
+@pytest.fixture(scope="module", params=["chat template", "plain"])
+def tok(request):
+    # SmolLM2's tokenizer has a chat template (as the full profile's Qwen2.5); Gemma 3's (lite, smoke) has none.
+    return load_tokenizer(catalog.TINY_LLAMA if request.param == "chat template" else catalog.TINY_GEMMA)
 
 
 MAX_LENGTH = 256
@@ -81,7 +82,8 @@ def make_encode(slip=None):
         if len(prompt) >= max_length and slip not in ("no error", "assert"):
             raise ValueError(f"the prompt is {len(prompt)} tokens: no room for an answer in max_length={max_length}")
         assert slip != "assert" or len(prompt) < max_length, "no room"
-        answer_ids = tokenizer(answer.strip(), add_special_tokens=False)["input_ids"]
+        gap = "" if tokenizer.chat_template or slip == "no space" else " "  # 'A: 56' in the plain format
+        answer_ids = tokenizer(gap + answer.strip(), add_special_tokens=False)["input_ids"]
         if slip != "no eos":
             answer_ids = answer_ids + [tokenizer.eos_token_id]
         room = {"cut to max_length": max_length, "no cut": len(answer_ids)}.get(slip, max_length - len(prompt))
@@ -90,7 +92,7 @@ def make_encode(slip=None):
         answer_ids = answer_ids[:room]
         input_ids = prompt + answer_ids
         if slip == "cut from the left":
-            input_ids = (prompt + tokenizer(answer.strip(), add_special_tokens=False)["input_ids"]
+            input_ids = (prompt + tokenizer(gap + answer.strip(), add_special_tokens=False)["input_ids"]
                          + [tokenizer.eos_token_id])[-max_length:]
             answer_ids = input_ids[len(prompt):]
         labels = {
@@ -122,6 +124,13 @@ SLIPS = {  # slip -> a phrase of its hint
     "no error": "ValueError", "assert": "-O", "mask like labels": "*read*", "mask -100": "belongs in the labels",
     "mask short": "one entry per token",
 }
+
+
+def test_my_encode_qa_plain_format_needs_the_space(tok):
+    if tok.chat_template:
+        lesson09.check_my_encode_qa(*encode_args(tok, "no space"))  # with a template there is no space to forget
+    else:
+        assert "follows a space" in hint_of(lesson09.check_my_encode_qa, *encode_args(tok, "no space"))
 
 
 def test_my_encode_qa_right_answer_passes(tok):

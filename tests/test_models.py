@@ -59,13 +59,15 @@ def minilm_tokenizer():
 @pytest.fixture(scope="module")
 def smollm2_cache(tmp_path_factory):
     """A fake de-quantization cache that holds the real SmolLM2 tokenizer (read from the GGUF
-    metadata, about 5 s) and a small stand-in weight file with a matching manifest."""
+    metadata, about 5 s) and a small stand-in weight file with a matching manifest, and the
+    tokenizer's own cache folder."""
     root = tmp_path_factory.mktemp("ftlib-cache")
     folder = gguf_cache_folder(root)
     gguf_dir = models._package_dir(SMOLLM2_GGUF.repo)
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=SMOLLM2_GGUF.filename)
     tokenizer.save_pretrained(folder)
     write_fake_cache(folder)
+    models.publish_cache(Path(f"{folder}-tokenizer"), tokenizer.save_pretrained, checked="tokenizer.json")
     return root
 
 
@@ -327,3 +329,76 @@ def test_load_tokenizer_of_a_random_model_is_its_borrowed_tokenizer():
     assert len(models.load_tokenizer(TINY_LLAMA)) == len(models.load_tokenizer(TINY_LLAMA.tokenizer_from))
     with pytest.raises(ValueError, match="tokenizer_from"):
         models.load_tokenizer(ModelSource(name="bare", kind="random"))
+
+
+# --- a GGUF split over several packages (Gemma 3, lite) --------------------------------------
+
+def split_gguf(tmp_path, monkeypatch, payload: bytes, pieces: int = 3):
+    """Fake part packages holding `payload` in pieces, and a source whose hash is the payload's."""
+    import hashlib
+
+    size = -(-len(payload) // pieces)
+    dirs = {}
+    for i in range(pieces):
+        d = tmp_path / f"part{i + 1}" / "data"
+        d.mkdir(parents=True)
+        (d / f"model.gguf.part{i:02d}").write_bytes(payload[i * size:(i + 1) * size])
+        dirs[f"pkg_part{i + 1}"] = d.parent
+    monkeypatch.setattr(models, "_package_dir", lambda package: dirs[package])
+    monkeypatch.setenv("FTLIB_CACHE", str(tmp_path / "cache"))
+    return ModelSource(name="split", kind="gguf", repo="pkg", parts=tuple(dirs), filename="model.gguf",
+                       sha256=hashlib.sha256(payload).hexdigest())
+
+
+def test_split_gguf_is_joined_in_order_and_checked(monkeypatch, tmp_path):
+    payload = bytes(range(256)) * 41
+    source = split_gguf(tmp_path, monkeypatch, payload)
+    path = models._gguf_file(source)
+    assert path.read_bytes() == payload and path.parent == tmp_path / "cache" / "gguf"
+    assert models._gguf_file(source) == path  # joined once, then only checked
+
+
+def test_split_gguf_with_a_modified_piece_is_refused(monkeypatch, tmp_path):
+    source = split_gguf(tmp_path, monkeypatch, b"GGUF" + bytes(1000))
+    piece = tmp_path / "part2" / "data" / "model.gguf.part01"
+    piece.write_bytes(b"x" + piece.read_bytes()[1:])  # one byte changed in the middle piece
+    with pytest.raises(IntegrityError, match="reinstall the packages pkg_part1"):
+        models._gguf_file(source)
+    assert not (tmp_path / "cache" / "gguf" / "model.gguf").exists()  # nothing half-checked is left to load
+
+
+def test_joined_gguf_modified_later_is_refused(monkeypatch, tmp_path):
+    source = split_gguf(tmp_path, monkeypatch, b"GGUF" + bytes(1000))
+    path = models._gguf_file(source)
+    path.write_bytes(path.read_bytes()[:-1])  # truncated after joining
+    with pytest.raises(IntegrityError, match="delete .* and it will be joined again"):
+        models._gguf_file(source)
+
+
+def test_split_gguf_with_a_missing_piece_says_which_packages(monkeypatch, tmp_path):
+    source = split_gguf(tmp_path, monkeypatch, b"GGUF" + bytes(1000))
+    (tmp_path / "part3" / "data" / "model.gguf.part02").unlink()
+    with pytest.raises(IntegrityError, match="found 2"):
+        models._gguf_file(source)
+
+
+def test_the_real_gemma_gguf_matches_the_catalog_hash():
+    from ftlib.catalog import GEMMA3_GGUF
+
+    path = models._gguf_file(GEMMA3_GGUF)  # joined from the four installed part packages (cached)
+    assert models.sha256_file(path) == GEMMA3_GGUF.sha256 == (
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818")
+
+
+def test_tiny_gemma_uses_the_real_gemma_tokenizer():
+    from ftlib.catalog import GEMMA3_GGUF, TINY_GEMMA
+
+    torch.manual_seed(0)
+    model, tok = load_causal_lm(TINY_GEMMA)
+    real = models.load_tokenizer(GEMMA3_GGUF)
+    assert len(tok) == len(real) == 262144 == model.get_input_embeddings().num_embeddings
+    for text in ("What is 7 times 8?", "한국의 수도는 어디입니까?"):
+        assert tok(text)["input_ids"] == real(text)["input_ids"]
+    assert len(tok("한국의 수도는 어디입니까?")["input_ids"]) == 9  # <bos> + 8: whole Korean words, not bytes
+    assert model.config.model_type == "gemma3_text" and not tok.chat_template
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<bos>", "<eos>", "<pad>")

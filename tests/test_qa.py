@@ -11,7 +11,7 @@ from ftlib.data import DataError
 from ftlib.lora import peft_config
 from ftlib.models import load_causal_lm
 from ftlib.qa import (encode_qa, exact_match, format_prompt, generate_answers, load_qa, make_qa_loader,
-                      normalize_answer, prompt_ids, qa_scores, split_qa, token_f1)
+                      normalize_answer, prompt_ids, qa_scores, qa_scores_by_language, split_qa, token_f1)
 from ftlib.runtime import get_runtime
 
 QUESTIONS = ["What is 7 times 8?", "Which planet is closest to the Sun?", "노르웨이의 수도는?"]
@@ -94,6 +94,58 @@ def test_the_loss_is_the_mean_over_answer_tokens_only(llama):
     keep = labels != -100
     manual = torch.nn.functional.cross_entropy(logits[keep], labels[keep])
     torch.testing.assert_close(out.loss, manual)
+
+
+@pytest.mark.parametrize("source", ["TINY_LLAMA", "TINY_GEMMA"])
+def test_answer_logits_only_gives_the_same_loss_and_gradients(source):
+    torch.manual_seed(0)
+    model, tok = load_causal_lm(getattr(catalog, source))
+    records = [{"question": q, "answer": a} for q, a in zip(QUESTIONS, ["56", "Mercury is the closest", "오슬로"])]
+    grads = {}
+    for lean in (False, True):
+        batch = next(iter(make_qa_loader(records, tok, batch_size=3, shuffle=False, max_length=128,
+                                         answer_logits_only=lean)))
+        model.zero_grad()
+        out = model(**batch)
+        out.loss.backward()
+        grads[lean] = (out.loss.detach(), model.get_input_embeddings().weight.grad.clone(), out.logits.shape)
+    answer_tokens = int((batch["labels"][:, 1:] != -100).sum())
+    assert grads[True][2] == (answer_tokens, len(tok))  # one row of scores per answer token, nothing else
+    assert grads[False][2][:2] == tuple(batch["input_ids"].shape)
+    torch.testing.assert_close(grads[True][0], grads[False][0])
+    torch.testing.assert_close(grads[True][1], grads[False][1])
+
+
+def test_few_shot_prompt_puts_the_examples_first(llama, plain_tok):
+    shots = [("What is 2 + 2?", "4"), ("Capital of Norway?", "Oslo")]
+    assert format_prompt(plain_tok, " 7 times 8? ", shots) == (
+        "Q: What is 2 + 2?\nA: 4\n\nQ: Capital of Norway?\nA: Oslo\n\nQ: 7 times 8?\nA:")
+    chat = format_prompt(llama[1], "7 times 8?", shots)
+    assert chat.index("2 + 2") < chat.index("Oslo") < chat.index("7 times 8?")
+    assert chat.endswith(format_prompt(llama[1], "7 times 8?")[-30:])  # the same opening of the answer turn
+    assert prompt_ids(plain_tok, "7 times 8?", shots)[-len(prompt_ids(plain_tok, "7 times 8?")) + 1:] == \
+        prompt_ids(plain_tok, "7 times 8?")[1:]  # the question's own tokens come last (after one BOS at the start)
+
+
+def test_first_line_keeps_the_answer_and_drops_the_next_question(llama, runtime, monkeypatch):
+    model, tok = llama
+    monkeypatch.setattr(tok, "batch_decode", lambda ids, **kw: [" 56\nQ: What is 8 times 9?\nA: 72"] * len(ids))
+    assert generate_answers(model, tok, QUESTIONS[:1], runtime, max_new_tokens=2, first_line=True) == ["56"]
+    assert generate_answers(model, tok, QUESTIONS[:1], runtime, max_new_tokens=2)[0].startswith("56\nQ:")
+
+
+def test_scores_per_language_on_a_hand_made_example():
+    records = [{"answer": "56", "lang": "en"}, {"answer": "Mercury", "lang": "en"},
+               {"answer": "서울", "lang": "ko"}, {"answer": "5월 5일", "lang": "ko"}]
+    preds = ["56", "Mars", "서울", "5월 6일"]
+    scores = qa_scores_by_language(preds, records)
+    assert scores["en"] == pytest.approx({"exact_match": 50.0, "token_f1": 50.0, "questions": 2})
+    # Korean: one exact, one half right ('5월' shared: precision 1/2, recall 1/2, F1 0.5)
+    assert scores["ko"] == pytest.approx({"exact_match": 50.0, "token_f1": 75.0, "questions": 2})
+    assert scores["all"] == pytest.approx({"exact_match": 50.0, "token_f1": 62.5, "questions": 4})
+    assert set(qa_scores_by_language(["56"], [{"answer": "56"}])) == {"all"}  # no 'lang': overall only
+    with pytest.raises(ValueError, match="one prediction per record"):
+        qa_scores_by_language(["56"], records)
 
 
 def test_batched_left_padded_generation_matches_one_at_a_time(llama, runtime):

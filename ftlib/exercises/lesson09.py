@@ -118,6 +118,11 @@ def check_my_encode_qa(my_labels, my_encode_qa, tokenizer, question: str, answer
                 raise Hint("the example ends right after the answer: nothing in it teaches the model to stop")
             if ids == want + [eos] or ids == want[:-1] + [eos, eos]:
                 raise Hint("the end-of-turn token is there twice: it ends the example once")
+            bare = tokenizer(a.strip(), add_special_tokens=False)["input_ids"] + [eos]
+            if ids[n:] == bare[:max_length - n] and not tokenizer.chat_template:
+                raise Hint(f"on the {lang} pair the answer's tokens differ from encode_qa's: in the plain 'Q: … A:' "
+                           "format the answer follows a space after 'A:', as in ordinary text, and the tokenizer "
+                           "must see that space")
             if len(ids) > len(want) and ids[-1] == want[-1]:
                 raise Hint(f"on the {lang} pair there are extra tokens between the prompt and the end: the answer "
                            "alone, without special tokens the tokenizer adds by itself, or extra spaces")

@@ -1,0 +1,71 @@
+"""The command line's --task preference: a smoke-profile DPO run on the causal LM, and bad input in one line."""
+import json
+
+import pytest
+
+from ftlib import catalog, cli
+
+PAIRS = [("What is 7 times 8?", "56", "54"),
+         ("Which planet is closest to the Sun?", "Mercury", "The closest one is Venus, or maybe Mercury, it depends."),
+         ("노르웨이의 수도는?", "오슬로", "베르겐"),
+         ("Add 15 and 27.", "42", "Adding them, you get something like 42, give or take a little.")]
+
+
+def write_jsonl(path, pairs, keys=("prompt", "chosen", "rejected")):
+    path.write_text("".join(json.dumps(dict(zip(keys, pair)), ensure_ascii=False) + "\n" for pair in pairs))
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    return {"train": write_jsonl(tmp_path / "train.jsonl", PAIRS * 2), "eval": write_jsonl(tmp_path / "eval.jsonl", PAIRS),
+            "tmp": tmp_path}
+
+
+def pref_args(files, *extra):
+    return ["finetune", "--task", "preference", "--train", files["train"], "--eval", files["eval"], "--profile",
+            "smoke", "--quiet", "--out", files["tmp"] / "out", *extra]
+
+
+def test_preference_finetune_writes_metrics_and_an_adapter_that_answers(files, capsys):
+    code = cli.main(list(map(str, pref_args(files, "--test", files["eval"], "--epochs", "2", "--lr", "3e-2",
+                                            "--beta", "0.5"))))
+    assert code == 0, capsys.readouterr().err
+    assert "base_accuracy" in capsys.readouterr().out  # the summary names the scores
+    out = files["tmp"] / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    for split in ("eval", "test"):
+        assert {"accuracy", "margin", "loss", "base_accuracy"} <= set(metrics[split])
+        assert 0 <= metrics[split]["accuracy"] <= 1
+    assert metrics["eval"]["margin"] > 0 and metrics["eval"]["loss"] < 0.6931  # it learned the training pairs' order
+    assert metrics["beta"] == 0.5 and metrics["epochs_run"] == 2 and metrics["model"] == catalog.TINY_GEMMA.name
+    assert 0 < metrics["trainable_params"] < metrics["total_params"] / 10
+    assert (out / "model" / "adapter_config.json").exists()
+    assert json.loads((out / "model" / "method.json").read_text())["task"] == "preference"
+    answers = out / "answers.jsonl"  # the adapter answers questions through `predict`, as a qa run does
+    write_jsonl(files["tmp"] / "questions.jsonl", [(p,) for p, _, _ in PAIRS], keys=("question",))
+    assert cli.main(["predict", "--model", str(out), "--input", str(files["tmp"] / "questions.jsonl"), "--out",
+                     str(answers), "--quiet"]) == 0
+    assert len(answers.read_text().splitlines()) == len(PAIRS)
+
+
+def error_line(code, capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1, err
+    return lines[0]
+
+
+def test_missing_rejected_field_is_one_clear_line(files, capsys):
+    write_jsonl(files["train"], PAIRS, keys=("prompt", "chosen", "worse"))
+    line = error_line(cli.main(list(map(str, pref_args(files)))), capsys)
+    assert "'rejected'" in line and "train.jsonl" in line
+    assert not (files["tmp"] / "out").exists()
+
+
+@pytest.mark.parametrize("extra,words", [(["--method", "full"], "--method full"), (["--beta", "0"], "--beta"),
+                                         (["--merge"], "--merge")])
+def test_options_that_do_not_apply_are_one_clear_line(files, capsys, extra, words):
+    line = error_line(cli.main(list(map(str, pref_args(files, *extra)))), capsys)
+    assert words in line
+    assert not (files["tmp"] / "out").exists()
