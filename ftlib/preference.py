@@ -30,8 +30,9 @@ from .qa import IGNORE_INDEX, encode_qa, prompt_ids, qa_collate
 from .runtime import Runtime, model_device, move_to
 from .training import check_loss, scaled_step
 
-__all__ = ["add_reference_logprobs", "dpo_loss", "dpo_step", "encode_pair", "fit_dpo", "load_preferences", "make_preference_loader",
-           "preference_collate", "preference_scores", "reference_logprobs", "sequence_logprobs"]
+__all__ = ["add_reference_logprobs", "dpo_loss", "dpo_step", "encode_pair", "fit_dpo", "load_preferences",
+           "make_preference_loader", "preference_collate", "preference_scores", "reference_logprobs",
+           "sequence_logprobs"]
 
 FIELDS = ("prompt", "chosen", "rejected")
 
@@ -67,10 +68,12 @@ def encode_pair(tokenizer, prompt: str, chosen: str, rejected: str, *, max_lengt
 
 
 def preference_collate(pairs: list[dict], pad_token_id: int) -> dict[str, dict[str, torch.Tensor]]:
-    """A batch of pairs: ``{'chosen': batch, 'rejected': batch}``, each padded on the right (label -100).
+    """A batch of pairs: ``{'chosen': batch, 'rejected': batch, 'index': ...}``, each half padded on the right.
 
-    The two halves are padded separately: a short chosen answer does not pay for the padding
-    of a long rejected one.
+    The two halves are padded separately (pad id, attention 0, label -100): a short chosen
+    answer does not pay for the padding of a long rejected one. 'index' is each pair's place
+    in the loader's records; 'ref_chosen' and 'ref_rejected' come along once
+    :func:`add_reference_logprobs` has computed them.
     """
     batch = {side: qa_collate([p[side] for p in pairs], pad_token_id) for side in ("chosen", "rejected")}
     batch["index"] = torch.tensor([p.get("index", -1) for p in pairs])  # each pair's place in the records

@@ -58,12 +58,14 @@ def mean_pooled_features(model, tokenizer, texts, max_length: int = 128) -> torc
     """One batch of texts -> (len(texts), hidden): the mean of the last hidden states over each text's real tokens.
 
     The features a linear probe uses (lesson 01, where the learner writes the same function).
-    Works for encoders and causal LMs alike (``output_hidden_states=True``); the inputs go to
+    Works for encoders and causal LMs alike (``output_hidden_states=True`` on ``model.base_model``,
+    so that no head runs: Gemma 3's would score 262,144 tokens at every position); the inputs go to
     the model's device, padding (attention mask 0) does not count, texts are cut at `max_length`.
     """
     enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     enc = move_to(enc, model_device(model))
-    hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()  # (B, T, H): the last layer
+    body = model.base_model  # the network without its head: a causal LM's head would score its whole vocabulary
+    hidden = body(**enc, output_hidden_states=True).hidden_states[-1].float()  # (B, T, H): the last layer
     mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1): 0 on padding
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 

@@ -123,7 +123,7 @@ def _calculator_models() -> dict:
     from . import catalog
     from .memory import model_on_meta
 
-    sources = (catalog.DISTILBERT, catalog.SMOLLM2_GGUF, catalog.SMOLLM2_360M)
+    sources = (catalog.DISTILBERT, catalog.SMOLLM2_GGUF, catalog.GEMMA3_GGUF, catalog.QWEN25_05B)
     return {s.name.split(" (")[0]: model_on_meta(AutoConfig.for_model(**s.config)) for s in sources if s.config}
 
 

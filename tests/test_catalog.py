@@ -45,10 +45,13 @@ def test_offline_weight_files_are_pinned_by_sha256(name):
 
 def test_the_expected_models_per_profile():
     assert PROFILES["lite"].text_model is catalog.MINILM
-    assert PROFILES["lite"].causal_lm is catalog.SMOLLM2_GGUF
-    assert PROFILES["smoke"].causal_lm is catalog.TINY_LLAMA
+    assert PROFILES["lite"].causal_lm is catalog.GEMMA3_GGUF  # reads Korean (issue 16)
+    assert PROFILES["smoke"].causal_lm is catalog.TINY_GEMMA
+    assert catalog.TINY_GEMMA.tokenizer_from is catalog.GEMMA3_GGUF  # the real tokenizer, random weights
     assert catalog.TINY_LLAMA.tokenizer_from is catalog.SMOLLM2_GGUF
     assert PROFILES["full"].text_model.kind == "hub"
+    assert PROFILES["full"].causal_lm is catalog.QWEN25_05B and catalog.QWEN25_05B.license == "Apache-2.0"
+    assert catalog.GEMMA3_GGUF.license == "Gemma Terms of Use" and len(catalog.GEMMA3_GGUF.parts) == 4
     assert set(PROFILES) == {"full", "lite", "smoke"}
     assert all(p.name == key for key, p in PROFILES.items())
 

@@ -34,16 +34,44 @@ def test_qa_finetune_writes_scores_and_a_loadable_adapter(files, capsys):
     for split in ("eval", "test"):
         assert {"loss", "exact_match", "token_f1"} <= set(metrics[split])
         assert 0 <= metrics[split]["token_f1"] <= 100
-    assert metrics["method"] == "lora" and metrics["epochs_run"] == 2 and metrics["model"] == catalog.TINY_LLAMA.name
+    assert metrics["method"] == "lora" and metrics["epochs_run"] == 2 and metrics["model"] == catalog.TINY_GEMMA.name
     assert 0 < metrics["trainable_params"] < metrics["total_params"] / 10
     assert (out / "model" / "adapter_config.json").exists()
     assert metrics["saved_bytes"] < 4 * metrics["total_params"] / 10  # only the adapter was saved
     from peft import PeftModel
 
     from ftlib.models import load_causal_lm
-    base, _ = load_causal_lm(catalog.TINY_LLAMA)
+    base, _ = load_causal_lm(catalog.TINY_GEMMA)
     model = PeftModel.from_pretrained(base, out / "model")
     assert any("lora_A" in name for name, _ in model.named_parameters())
+    assert "per_language" not in metrics["eval"]  # these records carry no 'lang' field
+
+
+def test_qa_scores_per_language_when_the_records_say_which(files, capsys, monkeypatch):
+    langs = ["ko" if any("\uac00" <= ch <= "\ud7a3" for ch in q) else "en" for q, _ in PAIRS]
+    rows = [(q, a, lang) for (q, a), lang in zip(PAIRS, langs)]
+    write_jsonl(files["train"], rows * 2, keys=("question", "answer", "lang"))
+    write_jsonl(files["eval"], rows, keys=("question", "answer", "lang"))
+    # Answers we choose, so that the per-language numbers are known: every English one right, no Korean one.
+    right = dict(PAIRS)
+    monkeypatch.setattr("ftlib.qa.generate_answers",
+                        lambda model, tok, questions, runtime, **kw: [right[q] if q.isascii() else "?" for q in questions])
+    code = cli.main(list(map(str, qa_args(files, "--test", files["eval"], "--epochs", "1"))))
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((files["tmp"] / "out" / "metrics.json").read_text())
+    for split in ("eval", "test"):
+        per = metrics[split]["per_language"]
+        assert per["en"] == {"exact_match": 100.0, "token_f1": 100.0, "questions": 5}
+        assert per["ko"] == {"exact_match": 0.0, "token_f1": 0.0, "questions": 1}
+        assert metrics[split]["exact_match"] == pytest.approx(500 / 6)
+
+    # `evaluate` on a file with a 'lang' column reports the same split.
+    code = cli.main(["evaluate", "--model", str(files["tmp"] / "out"), "--input", str(files["eval"]),
+                     "--out", str(files["tmp"] / "eval.json")])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((files["tmp"] / "eval.json").read_text())
+    assert report["per_language"]["ko"]["questions"] == 1 and report["per_language"]["en"]["exact_match"] == 100.0
+    assert "ko: 1 questions" in capsys.readouterr().out
 
 
 def error_line(code, capsys):

@@ -71,8 +71,8 @@ def test_memory_calculator_agrees_with_the_estimator_and_reacts(monkeypatch):
     from ftlib.memory import T4_BYTES, estimate_training_memory
 
     models = widgets._calculator_models()
-    assert {"distilbert-base-uncased", "SmolLM2-360M-Instruct"} <= set(models)
-    smol = models["SmolLM2-360M-Instruct"]
+    assert {"distilbert-base-uncased", "Gemma 3 270M", "Qwen2.5-0.5B-Instruct"} <= set(models)
+    smol = models["Qwen2.5-0.5B-Instruct"]
     small = widgets.fit_report(smol, method="lora", precision="fp16", batch_size=1, seq_len=64, budget=T4_BYTES)
     huge = widgets.fit_report(smol, method="full", precision="fp32", batch_size=128, seq_len=2048, budget=T4_BYTES)
     assert "=> fits" in small and "does NOT fit" in huge
@@ -85,7 +85,7 @@ def test_memory_calculator_agrees_with_the_estimator_and_reacts(monkeypatch):
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
     widgets.memory_calculator()
     pick, method, precision, batch, length, out = shown[-1].children[1:]
-    pick.value = "SmolLM2-360M-Instruct"
+    pick.value = "Qwen2.5-0.5B-Instruct"
     batch.value, length.value, precision.value = 128, 2048, "fp32"
     assert "does NOT fit" in out.value
     method.value = "head"  # a causal LM has no classification head: said, not raised
