@@ -226,7 +226,7 @@ class Profile:
     probe_train: int | None = 400  # lesson 01: training reviews of the linear probe (None: all)
     probe_eval: int | None = 300  # lesson 01: held-out reviews of the linear probe (None: all)
     memory_check: tuple[int, int] = (32, 128)  # lesson 01: batch x tokens of the measured training step
-    pref_max_train: int | None = 48  # lesson 11 / --task preference: training pairs (None: all; lite: ~2 s each per epoch)
+    pref_max_train: int | None = None  # lesson 11 / --task preference: training pairs (None: all 205; lite: ~0.4 s each per epoch)
     pref_max_eval: int | None = None  # lesson 11: held-out pairs and test questions (None: all)
     pref_epochs: int = 2  # lesson 11 / --task preference: DPO epochs
     pref_lr: float = 3e-4  # lesson 11 / --task preference: LoRA learning rate under DPO (1e-3 taught Gemma empty answers)
