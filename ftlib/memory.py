@@ -105,7 +105,8 @@ def model_on_meta(config):
 
 
 def activation_bytes(config, *, batch_size: int, seq_len: int, bytes_per_value: int = 4,
-                     layers: int | None = None, flash_attention: bool = False) -> int:
+                     layers: int | None = None, flash_attention: bool = False,
+                     logit_positions: int | None = None) -> int:
     """Bytes of the tensors the forward pass keeps for the backward pass (before overhead).
 
     Per transformer block and per token, counted with autograd's saved-tensor hooks on BERT:
@@ -118,8 +119,9 @@ def activation_bytes(config, *, batch_size: int, seq_len: int, bytes_per_value: 
                                          probabilities; 1 without attention dropout; none with
                                          flash-style kernels that recompute them)
     plus 3 h-wide tensors for the embeddings and, for a causal LM, 2 vocabulary-wide ones in
-    fp32 (the logits the model returns, and the log-probabilities the loss keeps). The rest is
-    at `bytes_per_value`.
+    fp32 (the logits the model returns, and the log-probabilities the loss keeps) at each of
+    `logit_positions` positions per sequence (default: all `seq_len`; lesson 09 scores only the
+    answer's). The rest is at `bytes_per_value`.
     """
     h = _config_value(config, "hidden_size", "dim")
     i = _config_value(config, "intermediate_size", "hidden_dim", default=4 * h)
@@ -134,7 +136,8 @@ def activation_bytes(config, *, batch_size: int, seq_len: int, bytes_per_value: 
     tokens = batch_size * seq_len
     total = tokens * (layers * per_token_layer + 3 * h * bytes_per_value)
     if _is_causal(config):
-        total += tokens * 2 * config.vocab_size * 4
+        scored = seq_len if logit_positions is None else min(logit_positions, seq_len)
+        total += batch_size * scored * 2 * config.vocab_size * 4
     return int(total)
 
 
@@ -156,7 +159,7 @@ def _lora_params(config, r: int = 8) -> int:
 
 def estimate_training_memory(model, *, batch_size: int, seq_len: int, precision: str = "fp32",
                              method: str = "full", trainable: int | None = None, optimizer: str = "adamw",
-                             flash_attention: bool = False,
+                             flash_attention: bool = False, logit_positions: int | None = None,
                              overhead: float = ACTIVATION_OVERHEAD) -> MemoryEstimate:
     """Estimate the peak bytes of one training step, by part (lesson 01).
 
@@ -171,6 +174,8 @@ def estimate_training_memory(model, *, batch_size: int, seq_len: int, precision:
         optimizer: 'adamw' (8 bytes per trainable parameter), 'sgd-momentum' (4) or 'sgd' (0).
         flash_attention: True where attention kernels never store the seq x seq probabilities
             (PyTorch's SDPA on a GPU); on a CPU they are stored.
+        logit_positions: for a causal LM, positions per sequence where the output layer runs
+            (default: every one; `make_qa_loader(answer_logits_only=True)` keeps the answer's).
         overhead: measured peak / saved activations (see :data:`ACTIVATION_OVERHEAD`).
     """
     if precision not in ("fp32", "fp16", "bf16"):
@@ -194,7 +199,8 @@ def estimate_training_memory(model, *, batch_size: int, seq_len: int, precision:
             trainable += _lora_params(config)
     mixed = precision != "fp32"
     act = activation_bytes(config, batch_size=batch_size, seq_len=seq_len, bytes_per_value=2 if mixed else 4,
-                           layers=1 if method == "head" else None, flash_attention=flash_attention)
+                           layers=1 if method == "head" else None, flash_attention=flash_attention,
+                           logit_positions=logit_positions)
     return MemoryEstimate(
         weights=params * (6 if mixed else 4), gradients=trainable * 4,
         optimizer=trainable * OPTIMIZER_BYTES[optimizer], activations=int(act * overhead),

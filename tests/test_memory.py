@@ -13,8 +13,8 @@ from ftlib.freezing import count_parameters
 from tiny import classifier
 
 
-def saved_bytes(model, batch) -> int:
-    """Bytes of the tensors autograd keeps for the backward pass (the reference for activation_bytes)."""
+def saved_bytes(model, batch, forward=None) -> int:
+    """Bytes of the tensors autograd keeps for the backward pass of `forward()` (default: `model(**batch)`)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen = {}
 
@@ -24,7 +24,7 @@ def saved_bytes(model, batch) -> int:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(**batch)
+        (forward or (lambda: model(**batch)))()
     return sum(seen.values())
 
 
@@ -49,6 +49,25 @@ def test_activation_bytes_for_a_llama_count_the_logits_it_returns():
     logits = b * s * config.vocab_size * 4  # returned to the caller, not saved by autograd
     estimate = activation_bytes(config, batch_size=b, seq_len=s)
     assert estimate - logits == pytest.approx(saved_bytes(model, batch_of(b, s, 512, causal=True)), rel=0.1)
+
+
+def test_activation_bytes_with_logits_at_a_few_positions_match_what_autograd_saves():
+    config = AutoConfig.for_model(vocab_size=512, **catalog.TINY_LLAMA.config)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).train()
+    b, s, k = 2, 32, 4
+    ids = batch_of(b, s, 512, causal=True)["input_ids"]
+
+    def forward():  # the output layer at the last k positions only, and the loss on them
+        logits = model(input_ids=ids, logits_to_keep=k).logits
+        torch.nn.functional.cross_entropy(logits.reshape(-1, 512).float(), ids[:, -k:].reshape(-1))
+
+    saved = saved_bytes(model, None, forward)
+    estimate = activation_bytes(config, batch_size=b, seq_len=s, logit_positions=k)
+    assert estimate - b * k * 512 * 4 == pytest.approx(saved, rel=0.1)  # minus the logits returned
+    every = activation_bytes(config, batch_size=b, seq_len=s)
+    assert every - estimate == b * (s - k) * 2 * 512 * 4
+    assert activation_bytes(config, batch_size=b, seq_len=s, logit_positions=10 * s) == every
 
 
 def test_full_fp32_adamw_is_16_bytes_per_parameter_plus_activations():
