@@ -228,6 +228,7 @@ class Profile:
     memory_check: tuple[int, int] = (32, 128)  # lesson 01: batch x tokens of the measured training step
     pref_max_train: int | None = None  # lesson 11 / --task preference: training pairs (None: all 205; lite: ~0.4 s each per epoch)
     pref_max_eval: int | None = None  # lesson 11: held-out pairs and test questions (None: all)
+    pref_sft_epochs: int = 2  # lesson 11 / --task preference: epochs on the chosen answers first (DPO's reference)
     pref_epochs: int = 2  # lesson 11 / --task preference: DPO epochs
     pref_lr: float = 3e-4  # lesson 11 / --task preference: LoRA learning rate under DPO (1e-3 taught Gemma empty answers)
     pref_beta: float = 0.1  # lesson 11 / --task preference: DPO's beta, the pull back to the reference
@@ -264,7 +265,7 @@ PROFILES = {
         overfit_train=48, overfit_epochs=3, overfit_patience=1, regularize_epochs=1,
         image_model=COURSE_CNN_SMOKE, image_per_class=5, image_epochs=2, image_lrs=(3e-3,), image_seeds=2,
         qa_max_train=48, qa_max_eval=16, qa_epochs=2, qa_max_new_tokens=8,
-        pref_max_train=16, pref_max_eval=8, pref_epochs=1, pref_lr=1e-2, pref_betas=(0.5,),
+        pref_max_train=16, pref_max_eval=8, pref_sft_epochs=1, pref_epochs=1, pref_lr=1e-2, pref_betas=(0.5,),
     ),
 }
 

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--max-train", type=int, help="use at most N training examples (a random sample)")
     ft.add_argument("--patience", type=int, help="stop after N epochs without a better eval accuracy (eval loss for --task qa)")
     ft.add_argument("--beta", type=float, help="--task preference: DPO's beta (default: the profile's pref_beta)")
+    ft.add_argument("--sft-epochs", type=int, help="--task preference: epochs on the chosen answers before DPO, the "
+                                                      "reference (default: the profile's pref_sft_epochs; 0: none)")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints")
     ft.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
@@ -331,10 +333,14 @@ def finetune_qa(args) -> dict:
 def finetune_preference(args) -> dict:
     """``--task preference``: DPO on the profile's causal LM with a LoRA adapter (lesson 11).
 
-    The files hold pairs (``prompt``, ``chosen``, ``rejected``). The reference is the same model
-    with the adapter switched off; its log-probabilities are computed once. The metrics give,
-    on --eval (and --test), how often the implicit reward prefers the chosen answer, the mean
-    reward margin, and how often the pretrained model's own log-probability already did.
+    The files hold pairs (``prompt``, ``chosen``, ``rejected``). First ``--sft-epochs`` of lesson
+    09's training on the chosen answers, merged into the weights: that model is DPO's reference
+    (0 skips it, and the pretrained model is the reference). Then DPO trains a fresh adapter; the
+    reference is the same model with it switched off, and its log-probabilities are computed
+    once. The metrics give, on --eval (and --test), how often the implicit reward prefers the
+    chosen answer, the mean reward margin, and how often the reference's and the pretrained
+    model's own log-probabilities already did. ``model/`` holds the DPO adapter, and
+    ``model/sft/`` the SFT adapter that goes under it (``predict`` merges both).
     """
     import random
 
@@ -342,7 +348,8 @@ def finetune_preference(args) -> dict:
     from .files import share
     from .lora import peft_config
     from .models import count_parameters, load_causal_lm
-    from .preference import add_reference_logprobs, fit_dpo, load_preferences, make_preference_loader, preference_scores
+    from .preference import (add_reference_logprobs, answer_logprobs, fit_dpo, load_preferences, make_preference_loader,
+                             preference_scores, sft_reference)
 
     if args.method != "lora":
         raise ValueError(f"--method {args.method} does not apply to --task preference: DPO here trains a LoRA "
@@ -359,25 +366,33 @@ def finetune_preference(args) -> dict:
     pick = lambda given, default: default if given is None else given  # noqa: E731 (0 is a value, not "unset")
     batch_size, max_length = pick(args.batch_size, profile.pref_batch_size), pick(args.max_length, profile.qa_max_length)
     epochs, lr, beta = pick(args.epochs, profile.pref_epochs), pick(args.lr, profile.pref_lr), pick(args.beta, profile.pref_beta)
-    if batch_size < 1 or max_length < 2 or epochs < 1 or not lr > 0 or not beta > 0:
+    sft_epochs = pick(args.sft_epochs, profile.pref_sft_epochs)
+    if batch_size < 1 or max_length < 2 or epochs < 1 or not lr > 0 or not beta > 0 or sft_epochs < 0:
         raise ValueError(f"--batch-size, --epochs must be at least 1, --max-length at least 2, --lr and --beta "
-                         f"positive; got {batch_size}, {epochs}, {max_length}, {lr}, {beta}: leave them out to use "
-                         "the profile's")
+                         f"positive, --sft-epochs at least 0; got {batch_size}, {epochs}, {max_length}, {lr}, {beta}, "
+                         f"{sft_epochs}: leave them out to use the profile's")
     print(runtime.stamp())
     model, tokenizer = load_causal_lm(profile.causal_lm)
     from peft import get_peft_model
 
     targets = args.lora_targets.split(",") if args.lora_targets else profile.qa_lora_targets
-    model = get_peft_model(model, peft_config(targets, r=args.lora_r, alpha=args.lora_alpha, train_also=(),
-                                              task_type="CAUSAL_LM"))
+    lora = lambda: peft_config(targets, r=args.lora_r, alpha=args.lora_alpha, train_also=(),  # noqa: E731
+                               task_type="CAUSAL_LM")
     loaders = {name: make_preference_loader(records, tokenizer, batch_size=batch_size, shuffle=name == "train",
                                             seed=args.seed, max_length=max_length,
                                             max_answer_tokens=profile.pref_max_answer_tokens)
                for name, records in sets.items()}
+    model.to(runtime.device)
+    pretrained = {name: answer_logprobs(model, loaders[name], runtime) for name in loaders if name != "train"}
+    started, out = time.perf_counter(), Path(args.out)
+    if sft_epochs:  # the reference: the pretrained model fine-tuned on the chosen answers (its adapter merged)
+        model, _ = sft_reference(model, sets["train"], tokenizer, lora(), runtime=runtime, epochs=sft_epochs,
+                                 lr=profile.qa_lr, batch_size=profile.qa_batch_size, max_length=max_length,
+                                 seed=args.seed, progress=not args.quiet, save_adapter=out / "model" / "sft")
+    model = get_peft_model(model, lora())
     for loader in loaders.values():
         add_reference_logprobs(model, loader, runtime)  # the adapter off, once
     trainable, total = count_parameters(model)
-    started = time.perf_counter()
     history = fit_dpo(model, loaders["train"], runtime=runtime, beta=beta, epochs=epochs, lr=lr,
                       progress=not args.quiet)
     score = lambda name: {k: v for k, v in preference_scores(model, loaders[name], runtime, beta=beta).items()  # noqa: E731
@@ -385,17 +400,18 @@ def finetune_preference(args) -> dict:
     metrics = {"eval": score("eval"), "train_seconds": time.perf_counter() - started, "beta": beta, "lr": lr,
                "trainable_params": trainable, "total_params": total, "epochs_run": len(history),
                "profile": runtime.profile, "model": profile.causal_lm.name, "method": "lora",
-               "train_pairs": len(sets["train"]), "history": history}
+               "train_pairs": len(sets["train"]), "sft_epochs": sft_epochs, "history": history}
     if "test" in sets:
         metrics["test"] = score("test")
-    out = Path(args.out)
-    model.save_pretrained(out / "model")  # only the adapter and its config: `predict` answers with it
+    for name, (chosen, rejected) in pretrained.items():
+        metrics[name]["pretrained_accuracy"] = sum(c > r for c, r in zip(chosen, rejected)) / len(chosen)
+    model.save_pretrained(out / "model")  # only the adapter and its config; model/sft, the SFT adapter under it
     tokenizer.save_pretrained(out / "model")
     recipe = {"task": "preference", "method": "lora", "profile": runtime.profile, "seed": args.seed, "beta": beta,
-              "max_length": max_length, "max_new_tokens": profile.qa_max_new_tokens}
+              "sft_epochs": sft_epochs, "max_length": max_length, "max_new_tokens": profile.qa_max_new_tokens}
     (out / "model" / "method.json").write_text(json.dumps(recipe, indent=2))
     share(out / "model")
-    metrics["saved_bytes"] = sum(f.stat().st_size for f in (out / "model").glob("*.safetensors"))
+    metrics["saved_bytes"] = sum(f.stat().st_size for f in (out / "model").rglob("*.safetensors"))  # with model/sft
     _write_metrics(out, metrics)
     return metrics
 
@@ -405,8 +421,9 @@ def _preference_summary(metrics: dict, args) -> None:
     if "test" in metrics:
         summary["test"] = metrics["test"]
     print(json.dumps(summary, indent=2))
-    print("accuracy: pairs whose chosen answer gets the higher implicit reward; base_accuracy: pairs the pretrained "
-          "model's own log-probability already ordered right.")
+    print("accuracy: pairs whose chosen answer gets the higher implicit reward; reference_accuracy and "
+          "pretrained_accuracy: pairs the reference's (the SFT model's) and the pretrained model's own "
+          "log-probability already ordered right.")
     print(f"Saved the adapter and metrics.json in {args.out}")
 
 

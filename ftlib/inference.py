@@ -3,7 +3,8 @@
 Behind ``python -m ftlib predict`` and ``python -m ftlib evaluate`` (README, "From the command
 line"). :func:`load_for_inference` opens what ``finetune`` saved for every method: a whole
 transformers model (full, head, freeze:K, ``--merge``), a peft LoRA adapter, ftlib's
-bottleneck adapters, or a ``--task qa`` run; the pretrained model under an adapter is
+bottleneck adapters, a ``--task qa`` run, or a ``--task preference`` run (its DPO adapter over
+the SFT adapter of ``model/sft``, merged first); the pretrained model under an adapter is
 rebuilt from the profile named in ``method.json`` (its hash checked as always).
 Texts are sorted by length into batches (little padding), and the inputs go to the model's
 device, so the same code runs on a GPU.
@@ -74,6 +75,8 @@ def load_for_inference(path: str | Path, *, profile: str | None = None):
 
         seed_everything(recipe.get("seed", 0))  # a randomly initialised (smoke) base is rebuilt from its seed
         base, tokenizer = load_causal_lm(get_profile(profile).causal_lm)
+        if (folder / "sft").is_dir():  # a --task preference run: DPO's adapter sits on the SFT model
+            base = PeftModel.from_pretrained(base, folder / "sft").merge_and_unload()
         model = PeftModel.from_pretrained(base, folder)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

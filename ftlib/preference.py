@@ -14,6 +14,11 @@ its adapter switched off (``model.disable_adapter()``), so no second copy is hel
     reward(answer)  = beta * (log pi_policy(answer) - log pi_ref(answer))      (the implicit reward)
     loss            = -log sigmoid(reward(chosen) - reward(rejected))
 
+DPO's reference should be a model that already answers in the data's format: the paper's
+reference is the supervised fine-tuned (SFT) model, and when none exists it first fine-tunes
+on the chosen answers (its section 4). :func:`sft_reference` does that with lesson 09's loss and
+merges the LoRA into the weights; DPO's fresh adapter then goes on top of it.
+
 Only the answer positions need the output layer (a 262 k-way matrix for Gemma 3), so
 :func:`sequence_logprobs` asks the model for those logits alone (``logits_to_keep``).
 """
@@ -26,13 +31,13 @@ import torch.nn.functional as F
 
 from .data import DataError, LengthGroupedBatchSampler, load_table
 from .optim import make_optimizer, make_scheduler
-from .qa import IGNORE_INDEX, encode_qa, prompt_ids, qa_collate
+from .qa import IGNORE_INDEX, encode_qa, make_qa_loader, prompt_ids, qa_collate
 from .runtime import Runtime, model_device, move_to
-from .training import check_loss, scaled_step
+from .training import TrainConfig, check_loss, fit, scaled_step
 
-__all__ = ["add_reference_logprobs", "dpo_loss", "dpo_step", "encode_pair", "fit_dpo", "load_preferences",
-           "make_preference_loader", "preference_collate", "preference_scores", "reference_logprobs",
-           "sequence_logprobs"]
+__all__ = ["add_reference_logprobs", "answer_logprobs", "dpo_loss", "dpo_step", "encode_pair", "fit_dpo",
+           "load_preferences", "make_preference_loader", "preference_collate", "preference_scores",
+           "reference_logprobs", "sequence_logprobs", "sft_reference"]
 
 FIELDS = ("prompt", "chosen", "rejected")
 
@@ -156,20 +161,56 @@ def reference_logprobs(model, batch: dict, runtime: Runtime) -> tuple[torch.Tens
 
 
 @torch.no_grad()
+def answer_logprobs(model, loader, runtime: Runtime) -> tuple[list[float], list[float]]:
+    """`model`'s own summed log-probabilities of every pair's chosen and rejected answer, in the records' order."""
+    model.eval()
+    n = len(loader.dataset)
+    chosen, rejected = [0.0] * n, [0.0] * n
+    for batch in loader:
+        with runtime.autocast():
+            c, r = sequence_logprobs(model, batch["chosen"]), sequence_logprobs(model, batch["rejected"])
+        for i, ci, ri in zip(batch["index"].tolist(), c.tolist(), r.tolist()):
+            chosen[i], rejected[i] = ci, ri
+    return chosen, rejected
+
+
+@torch.no_grad()
 def add_reference_logprobs(model, loader, runtime: Runtime) -> None:
     """Compute the reference's log-probabilities of every pair of `loader` once, and keep them in its pairs.
 
     The reference never changes during training, so there is no need to ask it again at every
     step (TRL calls this ``precompute_ref_log_probs``). Later batches of `loader` carry them.
     """
-    model.eval()
     pairs = loader.dataset
     for p in pairs:  # a fresh computation, not values left by an earlier model
         p.pop("ref_chosen", None), p.pop("ref_rejected", None)
-    for batch in loader:
-        ref_chosen, ref_rejected = reference_logprobs(model, batch, runtime)
-        for i, c, r in zip(batch["index"].tolist(), ref_chosen.tolist(), ref_rejected.tolist()):
-            pairs[i]["ref_chosen"], pairs[i]["ref_rejected"] = c, r
+    with _reference(model):
+        chosen, rejected = answer_logprobs(model, loader, runtime)
+    for p, c, r in zip(pairs, chosen, rejected):
+        p["ref_chosen"], p["ref_rejected"] = c, r
+
+
+def sft_reference(model, records, tokenizer, lora_config, *, runtime: Runtime, epochs: int, lr: float,
+                  batch_size: int, max_length: int, seed: int = 0, progress: bool = True, save_adapter=None):
+    """DPO's reference when no SFT model exists: `model` fine-tuned on the chosen answers; returns (model, history).
+
+    Rafailov et al. (2023, section 4) take the supervised fine-tuned model as the reference and,
+    when there is none, first maximise the likelihood of the preferred answers. This is lesson
+    09's training (a LoRA adapter, the loss on the answer tokens only), on each record's prompt
+    and chosen answer; the adapter is then merged into the weights, so that DPO's own fresh
+    adapter, switched off, is this model. `model` itself is changed: pass a copy to keep it.
+    `save_adapter`: a folder where the SFT adapter is also saved, before the merge.
+    """
+    from peft import get_peft_model
+
+    qa = [{"question": r["prompt"], "answer": r["chosen"]} for r in records]
+    loader = make_qa_loader(qa, tokenizer, batch_size=batch_size, shuffle=True, seed=seed, max_length=max_length,
+                            answer_logits_only=True)
+    model = get_peft_model(model, lora_config)
+    history = fit(model, loader, runtime=runtime, config=TrainConfig(epochs=epochs, lr=lr, progress=progress))
+    if save_adapter is not None:
+        model.save_pretrained(save_adapter)
+    return model.merge_and_unload().eval(), history
 
 
 def dpo_step(model, batch: dict, optimizer, scheduler, runtime: Runtime, *, beta: float, loss_fn=None,
@@ -240,7 +281,7 @@ def preference_scores(model, loader, runtime: Runtime, *, beta: float) -> dict:
     """How `model` orders the pairs of `loader`, by its implicit reward and by the reference's own log-probability.
 
     Returns accuracy (share of pairs whose chosen answer gets the higher implicit reward),
-    margin (mean reward of chosen minus rejected), loss (mean DPO loss), base_accuracy (share
+    margin (mean reward of chosen minus rejected), loss (mean DPO loss), reference_accuracy (share
     of pairs where the reference alone gives chosen the higher log-probability), and the
     per-pair values in the order of the loader's records (lists: ``chosen_reward``,
     ``rejected_reward``, ``ref_chosen``, ``ref_rejected``).
@@ -267,5 +308,5 @@ def preference_scores(model, loader, runtime: Runtime, *, beta: float) -> dict:
     margins = [c - r for c, r in zip(cols["chosen_reward"], cols["rejected_reward"])]
     return {"accuracy": sum(m > 0 for m in margins) / n, "margin": sum(margins) / n,
             "loss": sum(l * k for l, k in losses) / n,
-            "base_accuracy": sum(c > r for c, r in zip(cols["ref_chosen"], cols["ref_rejected"])) / n, **cols}
+            "reference_accuracy": sum(c > r for c, r in zip(cols["ref_chosen"], cols["ref_rejected"])) / n, **cols}
 

@@ -31,17 +31,32 @@ def test_preference_finetune_writes_metrics_and_an_adapter_that_answers(files, c
     code = cli.main(list(map(str, pref_args(files, "--test", files["eval"], "--epochs", "2", "--lr", "3e-2",
                                             "--beta", "0.5"))))
     assert code == 0, capsys.readouterr().err
-    assert "base_accuracy" in capsys.readouterr().out  # the summary names the scores
+    assert "pretrained_accuracy" in capsys.readouterr().out  # the summary names the scores
     out = files["tmp"] / "out"
     metrics = json.loads((out / "metrics.json").read_text())
     for split in ("eval", "test"):
-        assert {"accuracy", "margin", "loss", "base_accuracy"} <= set(metrics[split])
+        assert {"accuracy", "margin", "loss", "reference_accuracy", "pretrained_accuracy"} <= set(metrics[split])
         assert 0 <= metrics[split]["accuracy"] <= 1
     assert metrics["eval"]["margin"] > 0 and metrics["eval"]["loss"] < 0.6931  # it learned the training pairs' order
     assert metrics["beta"] == 0.5 and metrics["epochs_run"] == 2 and metrics["model"] == catalog.TINY_GEMMA.name
     assert 0 < metrics["trainable_params"] < metrics["total_params"] / 10
-    assert (out / "model" / "adapter_config.json").exists()
+    assert metrics["sft_epochs"] == catalog.PROFILES["smoke"].pref_sft_epochs > 0  # SFT first: DPO's reference
+    assert (out / "model" / "adapter_config.json").exists() and (out / "model" / "sft" / "adapter_config.json").exists()
     assert json.loads((out / "model" / "method.json").read_text())["task"] == "preference"
+    # what was saved is what was trained: the SFT adapter merged, the DPO adapter on top, the same scores
+    from ftlib.inference import load_for_inference
+    from ftlib.preference import add_reference_logprobs, make_preference_loader, preference_scores
+    from ftlib.runtime import get_runtime
+
+    model, tokenizer, task, _ = load_for_inference(out)
+    loader = make_preference_loader([dict(zip(("prompt", "chosen", "rejected"), p)) for p in PAIRS], tokenizer,
+                                    batch_size=8, shuffle=False, max_length=catalog.PROFILES["smoke"].qa_max_length,
+                                    max_answer_tokens=catalog.PROFILES["smoke"].pref_max_answer_tokens)
+    runtime = get_runtime("smoke", device="cpu")
+    add_reference_logprobs(model, loader, runtime)
+    again = preference_scores(model, loader, runtime, beta=0.5)
+    assert task == "qa" and again["margin"] == pytest.approx(metrics["eval"]["margin"], abs=1e-4)
+    assert again["reference_accuracy"] == metrics["eval"]["reference_accuracy"]
     answers = out / "answers.jsonl"  # the adapter answers questions through `predict`, as a qa run does
     write_jsonl(files["tmp"] / "questions.jsonl", [(p,) for p, _, _ in PAIRS], keys=("question",))
     assert cli.main(["predict", "--model", str(out), "--input", str(files["tmp"] / "questions.jsonl"), "--out",

@@ -10,9 +10,9 @@ from ftlib import catalog
 from ftlib.data import DataError
 from ftlib.lora import peft_config
 from ftlib.models import load_causal_lm
-from ftlib.preference import (add_reference_logprobs, dpo_loss, encode_pair, fit_dpo, load_preferences,
-                              make_preference_loader, preference_collate, preference_scores, reference_logprobs,
-                              sequence_logprobs)
+from ftlib.preference import (add_reference_logprobs, answer_logprobs, dpo_loss, encode_pair, fit_dpo,
+                              load_preferences, make_preference_loader, preference_collate, preference_scores,
+                              reference_logprobs, sequence_logprobs, sft_reference)
 from ftlib.qa import prompt_ids, qa_collate
 from ftlib.runtime import get_runtime
 
@@ -212,3 +212,27 @@ def test_sft_weight_adds_the_chosen_answers_mean_token_loss(runtime):
     step = dpo_step(model, batch, optimizer, make_scheduler(optimizer, total_steps=1), runtime, beta=0.1,
                     sft_weight=0.5)
     assert step["loss"] == pytest.approx(math.log(2) + 0.5 * (-chosen / tokens).mean().item(), rel=1e-5)
+
+
+def test_sft_reference_learns_the_chosen_answers_and_becomes_the_reference(runtime, tmp_path):
+    from peft import PeftModel
+
+    base, tok = tiny_gemma()
+    loader = make_preference_loader(records(), tok, batch_size=4, shuffle=False)
+    before = answer_logprobs(base, loader, runtime)
+    sft, history = sft_reference(base, records(), tok, peft_config(TARGETS, r=4, alpha=8, train_also=(),
+                                                                   task_type="CAUSAL_LM"),
+                                 runtime=runtime, epochs=3, lr=3e-2, batch_size=2, max_length=128, progress=False,
+                                 save_adapter=tmp_path / "sft")
+    after = answer_logprobs(sft, loader, runtime)
+    assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"]
+    assert all(a > b for a, b in zip(after[0], before[0]))  # every chosen answer is now more likely
+    assert sum(after[0]) > sum(before[0]) + 2  # (the tiny model is random, and learns slowly)
+    assert not any("lora" in name for name, _ in sft.named_parameters())  # merged: a plain model again
+    # the saved adapter, merged into a fresh copy of the pretrained model, gives the same model back
+    again = PeftModel.from_pretrained(tiny_gemma()[0], tmp_path / "sft").merge_and_unload()
+    assert answer_logprobs(again, loader, runtime)[0] == pytest.approx(after[0], abs=1e-4)
+    # DPO's fresh adapter on it, switched off, is the SFT model: the reference DPO starts from
+    model = lora(sft)
+    add_reference_logprobs(model, loader, runtime)
+    assert [p["ref_chosen"] for p in loader.dataset] == pytest.approx(after[0], abs=1e-5)
