@@ -152,4 +152,18 @@ QUIZ = Quiz("Knowledge test: lesson 11", [
          "That is not a value of -log sigmoid(x) at x = 0.",
          "Every pair has reward 0 for both answers at the start, whatever their text."),
     ),
+    Question(
+        "Why does this lesson fine-tune on the chosen answers before DPO?",
+        ("DPO cannot train a LoRA adapter on a pretrained model",
+         "DPO measures every reward against its reference and pulls the policy back to it, so the reference should "
+         "already answer like the pairs; with no SFT model at hand, the DPO paper builds one this way",
+         "SFT does the real work, and DPO only checks it",
+         "So that the DPO loss starts below log 2"),
+        1,
+        ("It can: section 4 put a fresh adapter on the pretrained model and checked it.",
+         "Right: Rafailov et al. (2023, section 4) use the SFT model as the reference, and when there is none they "
+         "first maximise the likelihood of the preferred answers, to lessen the mismatch with the pairs' distribution.",
+         "SFT never sees a rejected answer; only DPO learns from the comparisons.",
+         "A fresh adapter on any model starts at log 2: the policy equals its reference, whatever the reference is."),
+    ),
 ])
