@@ -127,12 +127,17 @@ def _calculator_models() -> dict:
     return {s.name.split(" (")[0]: model_on_meta(AutoConfig.for_model(**s.config)) for s in sources if s.config}
 
 
-def fit_report(model, *, method: str, precision: str, batch_size: int, seq_len: int, budget: int) -> str:
-    """The memory estimate of one training step, and whether it fits in `budget` bytes."""
+def fit_report(model, *, method: str, precision: str, batch_size: int, seq_len: int, budget: int,
+               logit_positions: int | None = None) -> str:
+    """The memory estimate of one training step, and whether it fits in `budget` bytes.
+
+    `logit_positions`: a causal LM's output layer at that many positions per sequence (None: all).
+    """
     from .memory import estimate_training_memory
 
     estimate = estimate_training_memory(model, batch_size=batch_size, seq_len=seq_len, precision=precision,
-                                        method=method, flash_attention=precision != "fp32")
+                                        method=method, flash_attention=precision != "fp32",
+                                        logit_positions=logit_positions)
     verdict = "fits" if estimate.fits(budget) else "does NOT fit"
     return f"{estimate}\n=> {verdict} in {budget / 1e9:.1f} GB"
 
@@ -141,7 +146,8 @@ def memory_calculator(budget: int | None = None) -> None:
     """'Will it fit on a T4?': model, method, precision, batch and length in; the estimate out (lesson 01).
 
     `budget` defaults to a T4's usable memory; fp16/bf16 assume a GPU's attention kernels
-    (no stored attention matrix), fp32 a CPU's.
+    (no stored attention matrix), fp32 a CPU's. "scores at" sets where a causal LM's output layer
+    runs: every token, or only 16 answer tokens per sequence, as lesson 09 trains (encoders: no effect).
     """
     from .memory import T4_BYTES
 
@@ -160,18 +166,20 @@ def memory_calculator(budget: int | None = None) -> None:
     precision = w.ToggleButtons(options=["fp16", "bf16", "fp32"], value="fp16", description="precision")
     batch = w.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128], value=16, description="batch")
     length = w.SelectionSlider(options=[64, 128, 256, 512, 1024, 2048], value=256, description="tokens")
+    scored = w.ToggleButtons(options=[("every token", 0), ("16 answer tokens", 16)], value=0, description="scores at")
     out = w.HTML()
 
     def show(_=None):
         try:
             text = fit_report(models[pick.value], method=method.value, precision=precision.value,
-                              batch_size=batch.value, seq_len=length.value, budget=budget)
+                              batch_size=batch.value, seq_len=length.value, budget=budget,
+                              logit_positions=scored.value or None)
         except ValueError as err:  # e.g. 'head' for a causal LM, which has no classification head
             text = f"no estimate: {err}"
         out.value = f"<pre>{text}</pre>"
 
-    for control in (pick, method, precision, batch, length):
+    for control in (pick, method, precision, batch, length, scored):
         control.observe(show, names="value")
     show()
-    display(w.VBox([w.HTML("<b>Will it fit? (budget: a T4)</b>"), pick, method, precision, batch, length, out],
+    display(w.VBox([w.HTML("<b>Will it fit? (budget: a T4)</b>"), pick, method, precision, batch, length, scored, out],
                    layout=w.Layout(border="1px solid #ccc")))

@@ -84,10 +84,17 @@ def test_memory_calculator_agrees_with_the_estimator_and_reacts(monkeypatch):
     monkeypatch.setattr(widgets, "interactive", lambda: True)
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
     widgets.memory_calculator()
-    pick, method, precision, batch, length, out = shown[-1].children[1:]
+    pick, method, precision, batch, length, scored, out = shown[-1].children[1:]
     pick.value = "Qwen2.5-0.5B-Instruct"
     batch.value, length.value, precision.value = 128, 2048, "fp32"
     assert "does NOT fit" in out.value
+    # the output layer at 16 answer positions: exactly the estimator's figure with logit_positions=16
+    batch.value, length.value, precision.value, method.value = 8, 512, "fp16", "lora"
+    every = out.value
+    scored.value = 16
+    answers_only = estimate_training_memory(smol, batch_size=8, seq_len=512, precision="fp16", method="lora",
+                                            flash_attention=True, logit_positions=16).total
+    assert f"{answers_only / 1e9:.2f} GB" in out.value and out.value != every
     method.value = "head"  # a causal LM has no classification head: said, not raised
     assert out.value.startswith("<pre>no estimate")
 
