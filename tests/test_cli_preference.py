@@ -5,15 +5,17 @@ import pytest
 
 from ftlib import catalog, cli
 
+import cli_files
+from cli_files import error_line
+
 PAIRS = [("What is 7 times 8?", "56", "54"),
          ("Which planet is closest to the Sun?", "Mercury", "The closest one is Venus, or maybe Mercury, it depends."),
          ("노르웨이의 수도는?", "오슬로", "베르겐"),
          ("Add 15 and 27.", "42", "Adding them, you get something like 42, give or take a little.")]
 
 
-def write_jsonl(path, pairs, keys=("prompt", "chosen", "rejected")):
-    path.write_text("".join(json.dumps(dict(zip(keys, pair)), ensure_ascii=False) + "\n" for pair in pairs))
-    return path
+def write_jsonl(path, rows, keys=("prompt", "chosen", "rejected")):
+    return cli_files.write_jsonl(path, rows, keys)
 
 
 @pytest.fixture
@@ -62,13 +64,6 @@ def test_preference_finetune_writes_metrics_and_an_adapter_that_answers(files, c
     assert cli.main(["predict", "--model", str(out), "--input", str(files["tmp"] / "questions.jsonl"), "--out",
                      str(answers), "--quiet"]) == 0
     assert len(answers.read_text().splitlines()) == len(PAIRS)
-
-
-def error_line(code, capsys):
-    err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
-    assert code == 2 and len(lines) == 1, err
-    return lines[0]
 
 
 def test_missing_rejected_field_is_one_clear_line(files, capsys):

@@ -4,14 +4,16 @@ import pytest
 
 from ftlib import catalog, cli
 
+import cli_files
+from cli_files import error_line
+
 PAIRS = [("What is 7 times 8?", "56"), ("Which planet is closest to the Sun?", "Mercury"),
          ("노르웨이의 수도는?", "오슬로"), ("How many legs does a spider have?", "8"),
          ("What colour is the sky on a clear day?", "blue"), ("Add 15 and 27.", "42")]
 
 
-def write_jsonl(path, pairs, keys=("question", "answer")):
-    path.write_text("".join(json.dumps(dict(zip(keys, pair)), ensure_ascii=False) + "\n" for pair in pairs))
-    return path
+def write_jsonl(path, rows, keys=("question", "answer")):
+    return cli_files.write_jsonl(path, rows, keys)
 
 
 @pytest.fixture
@@ -72,13 +74,6 @@ def test_qa_scores_per_language_when_the_records_say_which(files, capsys, monkey
     report = json.loads((files["tmp"] / "eval.json").read_text())
     assert report["per_language"]["ko"]["questions"] == 1 and report["per_language"]["en"]["exact_match"] == 100.0
     assert "ko: 1 questions" in capsys.readouterr().out
-
-
-def error_line(code, capsys):
-    err = capsys.readouterr().err
-    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
-    assert code == 2 and len(lines) == 1, err
-    return lines[0]
 
 
 def test_missing_answer_field_is_one_clear_line(files, capsys):
