@@ -383,7 +383,9 @@ def finetune_preference(args) -> dict:
                                             max_answer_tokens=profile.pref_max_answer_tokens)
                for name, records in sets.items()}
     model.to(runtime.device)
-    pretrained = {name: answer_logprobs(model, loaders[name], runtime) for name in loaders if name != "train"}
+    # the pretrained model's own ordering; without SFT it is the reference, scored below anyway
+    pretrained = {name: answer_logprobs(model, loaders[name], runtime) for name in loaders
+                  if name != "train" and sft_epochs}
     started, out = time.perf_counter(), Path(args.out)
     if sft_epochs:  # the reference: the pretrained model fine-tuned on the chosen answers (its adapter merged)
         model, _ = sft_reference(model, sets["train"], tokenizer, lora(), runtime=runtime, epochs=sft_epochs,
@@ -403,8 +405,12 @@ def finetune_preference(args) -> dict:
                "train_pairs": len(sets["train"]), "sft_epochs": sft_epochs, "history": history}
     if "test" in sets:
         metrics["test"] = score("test")
-    for name, (chosen, rejected) in pretrained.items():
-        metrics[name]["pretrained_accuracy"] = sum(c > r for c, r in zip(chosen, rejected)) / len(chosen)
+    for name in [n for n in ("eval", "test") if n in metrics]:
+        if name in pretrained:
+            chosen, rejected = pretrained[name]
+            metrics[name]["pretrained_accuracy"] = sum(c > r for c, r in zip(chosen, rejected)) / len(chosen)
+        else:  # no SFT: the reference is the pretrained model
+            metrics[name]["pretrained_accuracy"] = metrics[name]["reference_accuracy"]
     model.save_pretrained(out / "model")  # only the adapter and its config; model/sft, the SFT adapter under it
     tokenizer.save_pretrained(out / "model")
     recipe = {"task": "preference", "method": "lora", "profile": runtime.profile, "seed": args.seed, "beta": beta,

@@ -173,7 +173,7 @@ def memory_calculator(budget: int | None = None) -> None:
         try:
             text = fit_report(models[pick.value], method=method.value, precision=precision.value,
                               batch_size=batch.value, seq_len=length.value, budget=budget,
-                              logit_positions=scored.value or None)
+                              logit_positions=scored.value or None)  # 0: every token
         except ValueError as err:  # e.g. 'head' for a causal LM, which has no classification head
             text = f"no estimate: {err}"
         out.value = f"<pre>{text}</pre>"

@@ -66,6 +66,18 @@ def test_preference_finetune_writes_metrics_and_an_adapter_that_answers(files, c
     assert len(answers.read_text().splitlines()) == len(PAIRS)
 
 
+def test_sft_epochs_0_runs_dpo_from_the_pretrained_model(files, capsys):
+    code = cli.main(list(map(str, pref_args(files, "--sft-epochs", "0", "--epochs", "1"))))
+    assert code == 0, capsys.readouterr().err
+    out = files["tmp"] / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["sft_epochs"] == 0 and not (out / "model" / "sft").exists()
+    assert metrics["eval"]["pretrained_accuracy"] == metrics["eval"]["reference_accuracy"]  # the same model
+    write_jsonl(files["tmp"] / "questions.jsonl", [(p,) for p, _, _ in PAIRS], keys=("question",))
+    assert cli.main(["predict", "--model", str(out), "--input", str(files["tmp"] / "questions.jsonl"), "--out",
+                     str(files["tmp"] / "answers.jsonl"), "--quiet"]) == 0
+
+
 def test_missing_rejected_field_is_one_clear_line(files, capsys):
     write_jsonl(files["train"], PAIRS, keys=("prompt", "chosen", "worse"))
     line = error_line(cli.main(list(map(str, pref_args(files)))), capsys)
